@@ -1,0 +1,21 @@
+"""keras-mtl: multi-task learning for Keras 3 on JAX, PyTorch and TensorFlow."""
+
+from keras_mtl import encoders, fusion, layers, presets
+from keras_mtl.builder import build_model
+from keras_mtl.model import Model, MultiTaskModel
+from keras_mtl.task import Task
+from keras_mtl.text import encode_bytes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Model",
+    "MultiTaskModel",
+    "Task",
+    "build_model",
+    "encode_bytes",
+    "encoders",
+    "fusion",
+    "layers",
+    "presets",
+]

@@ -1,0 +1,44 @@
+"""Ready-made shared encoders. Any Keras layer can serve as an encoder too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from keras_mtl.encoders.base import SequenceEncoder
+from keras_mtl.encoders.conv1d import Conv1DEncoder
+from keras_mtl.encoders.recurrent import GRUEncoder, LSTMEncoder
+from keras_mtl.encoders.transformer import TransformerEncoder
+from keras_mtl.task import closest
+
+ENCODERS: dict[str, type[SequenceEncoder]] = {
+    "lstm": LSTMEncoder,
+    "gru": GRUEncoder,
+    "conv1d": Conv1DEncoder,
+    "transformer": TransformerEncoder,
+}
+
+
+def get(encoder: str | keras.layers.Layer, **kwargs: Any) -> keras.layers.Layer:
+    """Returns an encoder layer by name (`"lstm"`, `"gru"`, `"conv1d"`,
+    `"transformer"`) with `kwargs`, or the given layer itself."""
+    if isinstance(encoder, keras.layers.Layer):
+        return encoder
+    if isinstance(encoder, str) and encoder in ENCODERS:
+        return ENCODERS[encoder](**kwargs)
+    raise ValueError(
+        f"Unknown encoder {encoder!r}; expected one of {', '.join(ENCODERS)} or a "
+        f"Keras layer{closest(str(encoder), list(ENCODERS))}."
+    )
+
+
+__all__ = [
+    "ENCODERS",
+    "Conv1DEncoder",
+    "GRUEncoder",
+    "LSTMEncoder",
+    "SequenceEncoder",
+    "TransformerEncoder",
+    "get",
+]

@@ -1,0 +1,48 @@
+"""Fusion layers: how a task's head reads the encodings of several inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keras_mtl.fusion.base import Fusion
+from keras_mtl.fusion.concatenate import Concatenate
+from keras_mtl.fusion.elementwise import AbsDifference, Mean, Product, Sum
+from keras_mtl.fusion.pair import PairFeatures
+from keras_mtl.fusion.per_input import PerInput
+from keras_mtl.task import closest
+
+FUSIONS: dict[str, type[Fusion]] = {
+    cls.key: cls
+    for cls in (Concatenate, PerInput, Sum, Mean, Product, AbsDifference, PairFeatures)
+}
+
+
+def get(fusion: str | Fusion, **kwargs: Any) -> Fusion:
+    """Returns a fusion layer by name (`"concatenate"`, `"per_input"`, ...).
+
+    Example:
+    >>> get("pair")
+    <PairFeatures name=pair_features, built=False>
+    """
+    if isinstance(fusion, Fusion):
+        return fusion
+    if isinstance(fusion, str) and fusion in FUSIONS:
+        return FUSIONS[fusion](**kwargs)
+    raise ValueError(
+        f"Unknown fusion {fusion!r}; expected one of {', '.join(FUSIONS)}"
+        f"{closest(str(fusion), list(FUSIONS))}."
+    )
+
+
+__all__ = [
+    "FUSIONS",
+    "AbsDifference",
+    "Concatenate",
+    "Fusion",
+    "Mean",
+    "PairFeatures",
+    "PerInput",
+    "Product",
+    "Sum",
+    "get",
+]

@@ -1,0 +1,6 @@
+"""Model pieces as Keras layers."""
+
+from keras_mtl.layers.byte_one_hot import ByteOneHot
+from keras_mtl.layers.task_head import TaskHead
+
+__all__ = ["ByteOneHot", "TaskHead"]

@@ -1,0 +1,391 @@
+"""`MultiTaskModel`: a `keras.Model` whose outputs are tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mtl.masking import task_loss, unreduced
+from keras_mtl.task import Task, as_task, closest
+from keras_mtl.task_metrics import TaskMetrics
+
+Tensor = Any
+
+
+def _output_layer(tensor: Any) -> Any:
+    history = getattr(tensor, "_keras_history", None)
+    return None if history is None else history.operation
+
+
+def _infer_task(name: str, tensor: Any) -> Task:
+    """A task for an output built by hand, from its layer's activation."""
+    layer = _output_layer(tensor)
+    if layer is not None and isinstance(getattr(layer, "task", None), Task):
+        return layer.task
+    units = int(tensor.shape[-1]) if tensor.shape and tensor.shape[-1] else 1
+    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if activation == "sigmoid":
+        if units == 1:
+            return Task(name, "binary")
+        return Task(name, "multilabel", num_classes=units)
+    if activation == "softmax" and units > 1:
+        return Task(name, "multiclass", num_classes=units)
+    return Task(name, "regression", num_classes=units)
+
+
+def _is_nested(value: Any) -> bool:
+    return isinstance(value, list | tuple | dict) or value is None
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class MultiTaskModel(keras.Model):
+    """A Keras model with one output per `Task`.
+
+    Build it like a functional `keras.Model` (the seed's
+    `Model(inputs=[...], outputs=[...])` works as written) or with
+    `keras_mtl.build_model`. It is a `keras.Model`: `compile`, `fit`,
+    `evaluate`, `predict`, callbacks, `save`, `keras.models.load_model` and
+    `keras.utils.plot_model` work as for any model. What it adds:
+
+    * Each output is a `Task`; without `tasks`, one is inferred per output
+      from its activation (sigmoid: binary or multilabel, softmax:
+      multiclass, otherwise regression) and named like the output.
+    * `compile` accepts one loss and one flat metric list for all tasks, as
+      Keras 2 did (the seed's `compile(loss='binary_crossentropy',
+      metrics=['accuracy'])`), or per-task dicts and lists. Lists follow
+      `model.tasks` order.
+    * Labels may be missing: each task's loss and metrics skip samples whose
+      label is NaN or -1 or whose per-task sample weight is 0 (see
+      `keras_mtl.masking`). A task missing from a `y` dict is unlabelled in
+      that batch.
+    * Metrics are reported per task: `<task>_loss`, `<task>_accuracy`, ...
+
+    Args:
+        *args: `inputs` and `outputs`, as for `keras.Model`.
+        tasks: `Task` objects (or their configs), matched to outputs by
+            name, or by position when the outputs are a list.
+        **kwargs: `keras.Model` arguments (`name`, ...).
+    """
+
+    def __init__(self, *args: Any, tasks: Sequence[Any] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._init_tasks(tasks)
+
+    # ------------------------------------------------------------------ tasks
+
+    def _init_tasks(self, tasks: Sequence[Any] | None) -> None:
+        names = list(self.output_names)
+        tensors = dict(zip(names, self.outputs, strict=True))
+        if tasks is None:
+            resolved = [_infer_task(n, tensors[n]) for n in names]
+            outputs = names
+        else:
+            resolved = [as_task(t) for t in tasks]
+            if len(resolved) != len(names):
+                raise ValueError(
+                    f"The model has {len(names)} outputs ({', '.join(names)}) but "
+                    f"{len(resolved)} tasks were given; give one Task per output."
+                )
+            task_names = [t.name for t in resolved]
+            if sorted(task_names) == sorted(names):
+                outputs = task_names
+            else:
+                outputs = names
+        seen = [t.name for t in resolved]
+        repeated = sorted({n for n in seen if seen.count(n) > 1})
+        if repeated:
+            raise ValueError(f"Task names must be unique, got {repeated[0]!r} twice.")
+        self._tasks = tuple(resolved)
+        self._task_outputs = tuple(outputs)
+        self._output_position = {n: i for i, n in enumerate(names)}
+
+    @property
+    def tasks(self) -> list[Task]:
+        """The model's tasks, in the order lists of losses, metrics and
+        labels follow."""
+        return list(self._tasks)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self._tasks]
+
+    def task(self, name: str) -> Task:
+        """The task called `name`."""
+        for t in self._tasks:
+            if t.name == name:
+                return t
+        raise KeyError(
+            f"No task {name!r}; tasks are {', '.join(self.task_names)}"
+            f"{closest(name, self.task_names)}."
+        )
+
+    # ------------------------------------------------- structures per task
+
+    def _by_task(self, value: Any, what: str, allow_shared: bool = False) -> list[Any]:
+        """Lists `value` (dict, list or single) in task order; None = absent."""
+        n = len(self._tasks)
+        if value is None:
+            return [None] * n
+        if isinstance(value, dict):
+            out = []
+            known = set(self.task_names) | set(self._task_outputs)
+            unknown = [k for k in value if k not in known]
+            if unknown:
+                raise ValueError(
+                    f"{what} names {unknown[0]!r}, which is not a task of this "
+                    f"model; tasks are {', '.join(self.task_names)}"
+                    f"{closest(str(unknown[0]), self.task_names)}."
+                )
+            for task, output in zip(self._tasks, self._task_outputs, strict=True):
+                out.append(value.get(task.name, value.get(output)))
+            return out
+        if isinstance(value, list | tuple):
+            if len(value) != n:
+                raise ValueError(
+                    f"{what} is a list of {len(value)} entries but the model has "
+                    f"{n} tasks ({', '.join(self.task_names)}); give one per task "
+                    "or a dict keyed by task name."
+                )
+            return list(value)
+        if n == 1 or allow_shared:
+            return [value] * n
+        raise ValueError(
+            f"{what} is a single array but the model has {n} tasks "
+            f"({', '.join(self.task_names)}); give a dict keyed by task name."
+        )
+
+    def _predictions_by_task(self, y_pred: Any) -> list[Any]:
+        if isinstance(y_pred, dict):
+            return [y_pred[o] for o in self._task_outputs]
+        if isinstance(y_pred, list | tuple):
+            return [y_pred[self._output_position[o]] for o in self._task_outputs]
+        return [y_pred]
+
+    def _labels_by_task(self, y: Any) -> list[Any]:
+        if len(self._tasks) == 1 and not isinstance(y, dict):
+            if isinstance(y, list | tuple) and len(y) == 1:
+                return [y[0]]
+            return [y]
+        return self._by_task(y, "y")
+
+    # ----------------------------------------------------------- compile
+
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        loss_weights: Any = None,
+        metrics: Any = None,
+        weighted_metrics: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Configures the model for training, with per-task losses and metrics.
+
+        Args:
+            optimizer: As for `keras.Model.compile`.
+            loss: One loss for every task, or a dict by task name, or a list
+                in task order; `None` uses each task's own (or its kind's
+                default).
+            loss_weights: Per-task weights (dict or list); default each
+                task's `weight`.
+            metrics: A flat list applies to every task (Keras 2's rule, so
+                the seed's `metrics=['accuracy']` works on two outputs); a
+                dict by task name or a list of lists gives them per task;
+                `None` uses each task's own metrics. Masked by labels.
+            weighted_metrics: Like `metrics`, also weighted by
+                `sample_weight`.
+            **kwargs: Other `keras.Model.compile` arguments.
+        """
+        tasks = self._tasks
+        losses = self._loss_specs(loss)
+        weights = self._weight_specs(loss_weights)
+        if metrics is None:
+            per_task_metrics = {t.name: t.resolved_metrics() for t in tasks}
+        else:
+            per_task_metrics = self._metric_specs(metrics, "metrics")
+        per_task_weighted = self._metric_specs(weighted_metrics, "weighted_metrics")
+        task_metrics = TaskMetrics(tasks, per_task_metrics, per_task_weighted)
+        loss_fns = []
+        for task, spec in zip(tasks, losses, strict=True):
+            try:
+                loss_fns.append(unreduced(spec))
+            except ValueError:
+                raise ValueError(
+                    f"Task '{task.name}': unknown loss {spec!r}."
+                ) from None
+        super().compile(optimizer=optimizer, **kwargs)
+        # Set without Keras's attribute tracking: these are compile state,
+        # replaced by the next compile, never saved as model weights.
+        object.__setattr__(self, "_compile_metrics", task_metrics)
+        object.__setattr__(self, "_task_loss_fns", tuple(loss_fns))
+        object.__setattr__(self, "_task_loss_weights", tuple(weights))
+        object.__setattr__(
+            self,
+            "_task_compile_args",
+            {
+                "loss": loss,
+                "loss_weights": loss_weights,
+                "metrics": metrics,
+                "weighted_metrics": weighted_metrics,
+            },
+        )
+
+    def _loss_specs(self, loss: Any) -> list[Any]:
+        if loss is None:
+            return [t.resolved_loss() for t in self._tasks]
+        if isinstance(loss, dict | list | tuple):
+            specs = self._by_task(loss, "loss")
+            return [
+                s if s is not None else t.resolved_loss()
+                for t, s in zip(self._tasks, specs, strict=True)
+            ]
+        return [loss] * len(self._tasks)
+
+    def _weight_specs(self, loss_weights: Any) -> list[float]:
+        if loss_weights is None:
+            return [t.weight for t in self._tasks]
+        specs = self._by_task(loss_weights, "loss_weights")
+        out = []
+        for task, spec in zip(self._tasks, specs, strict=True):
+            value = task.weight if spec is None else float(spec)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"Task '{task.name}': loss weight must be a finite number "
+                    f">= 0, got {spec!r}."
+                )
+            out.append(value)
+        return out
+
+    def _metric_specs(self, metrics: Any, what: str) -> dict[str, list[Any]]:
+        names = self.task_names
+        if metrics is None:
+            return {}
+        if isinstance(metrics, dict):
+            specs = self._by_task(metrics, what)
+        elif (
+            isinstance(metrics, list | tuple)
+            and len(metrics) == len(names)
+            and len(names) > 1
+            and all(_is_nested(m) for m in metrics)
+        ):
+            specs = list(metrics)
+        elif isinstance(metrics, list | tuple):
+            specs = [list(metrics)] * len(names)
+        else:
+            specs = [[metrics]] * len(names)
+        out = {}
+        for name, spec in zip(names, specs, strict=True):
+            if spec is None:
+                out[name] = []
+            elif isinstance(spec, list | tuple):
+                out[name] = list(spec)
+            else:
+                out[name] = [spec]
+        return out
+
+    def get_compile_config(self) -> dict[str, Any]:
+        config = super().get_compile_config()
+        if config and hasattr(self, "_task_compile_args"):
+            config.update(
+                keras.saving.serialize_keras_object(self._task_compile_args)
+            )
+        return config
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    # ----------------------------------------------------- loss and metrics
+
+    def task_losses(
+        self, y: Any, y_pred: Any, sample_weight: Any = None
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """Each task's masked mean loss on a batch, and its labelled count.
+
+        Args:
+            y: Labels: a dict by task name, a list in task order, or one
+                array for a one-task model.
+            y_pred: The model's outputs for the batch.
+            sample_weight: One array for all tasks, or per task (dict/list).
+
+        Returns:
+            `(losses, counts)`, lists of scalars in task order. A task with
+            no label in the batch has loss 0 and count 0.
+        """
+        if not hasattr(self, "_task_loss_fns"):
+            raise RuntimeError("Call compile() before computing task losses.")
+        labels = self._labels_by_task(y)
+        preds = self._predictions_by_task(y_pred)
+        weights = self._by_task(sample_weight, "sample_weight", allow_shared=True)
+        losses, counts = [], []
+        for task, fn, y_t, p_t, w_t in zip(
+            self._tasks, self._task_loss_fns, labels, preds, weights, strict=True
+        ):
+            if y_t is None:
+                zero = ops.zeros((), dtype=keras.config.floatx())
+                losses.append(zero)
+                counts.append(zero)
+                continue
+            loss, count = task_loss(task, fn, y_t, p_t, w_t)
+            losses.append(loss)
+            counts.append(count)
+        return losses, counts
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Tensor:
+        """The weighted sum of the tasks' masked losses, plus layer losses."""
+        del x, training
+        losses, counts = self.task_losses(y, y_pred, sample_weight)
+        total = ops.zeros((), dtype=keras.config.floatx())
+        for weight, loss in zip(self._task_loss_weights, losses, strict=True):
+            total = total + weight * loss
+        for extra in self.losses:
+            total = total + ops.cast(ops.sum(extra), total.dtype)
+        self._compile_metrics.update_losses(losses, counts)
+        return total
+
+    def compute_metrics(
+        self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
+    ) -> dict[str, Any]:
+        del x
+        names = self.task_names
+        labels = dict(zip(names, self._labels_by_task(y), strict=True))
+        preds = dict(zip(names, self._predictions_by_task(y_pred), strict=True))
+        weights = dict(
+            zip(
+                names,
+                self._by_task(sample_weight, "sample_weight", allow_shared=True),
+                strict=True,
+            )
+        )
+        self._compile_metrics.update_state(labels, preds, weights)
+        return self.get_metrics_result()
+
+    # ------------------------------------------------------------ predict
+
+    def predict_tasks(self, x: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+        """`predict`, returned as a dict of NumPy arrays by task name."""
+        kwargs.setdefault("verbose", 0)
+        preds = self._predictions_by_task(self.predict(x, **kwargs))
+        return {t.name: np.asarray(p) for t, p in zip(self._tasks, preds, strict=True)}
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["tasks"] = [t.get_config() for t in self._tasks]
+        return config
+
+
+#: The seed's name for the model class: `from keras_mtl import Model`.
+Model = MultiTaskModel

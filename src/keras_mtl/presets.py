@@ -1,0 +1,115 @@
+"""The seed's two models, and the model that answers its question better."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+from keras_mtl.builder import build_model
+from keras_mtl.encoders.recurrent import LSTMEncoder
+from keras_mtl.model import MultiTaskModel
+from keras_mtl.task import Task
+from keras_mtl.text import TWEET_BYTES
+
+#: The seed's inputs, and the demo's tasks on them.
+INPUTS = ("tweet_a", "tweet_b")
+TASKS = ("a_negative", "same_sentiment")
+
+
+def _inputs(byte_ids: bool, length: int) -> dict[str, keras.KerasTensor]:
+    if byte_ids:
+        return {n: keras.Input((length,), dtype="uint8", name=n) for n in INPUTS}
+    return {n: keras.Input((length, 256), name=n) for n in INPUTS}
+
+
+def _encoder(byte_ids: bool, units: int) -> keras.layers.Layer:
+    if byte_ids:
+        return LSTMEncoder(units, symbols="onehot", name="shared_lstm")
+    return keras.layers.LSTM(units, name="shared_lstm")
+
+
+def seed_case1(
+    byte_ids: bool = False,
+    tasks: Sequence[str] = TASKS,
+    length: int = TWEET_BYTES,
+    units: int = 64,
+) -> MultiTaskModel:
+    """The seed's Case 1: one shared LSTM(64), concatenation, two sigmoid heads.
+
+    Inputs `tweet_a` and `tweet_b` of shape (280, 256) (or 280 byte ids with
+    `byte_ids=True`: the same weights and predictions, one-hot in the
+    graph); both heads read [h_a, h_b]. 82,434 parameters.
+
+    Args:
+        byte_ids: Take byte ids (uint8, see `keras_mtl.text.encode_bytes`).
+        tasks: Names of the two tasks.
+        length: Sequence length (the seed's 280).
+        units: LSTM width (the seed's 64).
+
+    Example:
+    >>> seed_case1().count_params()
+    82434
+    """
+    return build_model(
+        _inputs(byte_ids, length),
+        _encoder(byte_ids, units),
+        [Task(name) for name in tasks],
+        fusion="concatenate",
+        name="seed_case1",
+    )
+
+
+def seed_case2(
+    byte_ids: bool = False,
+    tasks: Sequence[str] = TASKS,
+    length: int = TWEET_BYTES,
+    units: int = 64,
+) -> MultiTaskModel:
+    """The seed's Case 2: the shared LSTM, head 1 reads tweet a, head 2 tweet b.
+
+    The heads share only the LSTM's weights. 82,306 parameters.
+
+    Args:
+        byte_ids: Take byte ids (see `seed_case1`).
+        tasks: Names of the two tasks (the first reads tweet_a).
+        length: Sequence length.
+        units: LSTM width.
+
+    Example:
+    >>> seed_case2().count_params()
+    82306
+    """
+    return build_model(
+        _inputs(byte_ids, length),
+        _encoder(byte_ids, units),
+        [Task(name) for name in tasks],
+        fusion="per_input",
+        name="seed_case2",
+    )
+
+
+def pair_model(
+    byte_ids: bool = True,
+    tasks: Sequence[str] = TASKS,
+    length: int = TWEET_BYTES,
+    units: int = 64,
+    hidden: int = 64,
+) -> MultiTaskModel:
+    """Past the seed: the shared LSTM, pair fusion [a, b, |a-b|, a*b], and a
+    hidden layer in each head, so a head can compare the two tweets.
+
+    Args:
+        byte_ids: Take byte ids (default) or the seed's float one-hot input.
+        tasks: Names of the two tasks.
+        length: Sequence length.
+        units: LSTM width.
+        hidden: Width of each head's hidden ReLU layer.
+    """
+    return build_model(
+        _inputs(byte_ids, length),
+        _encoder(byte_ids, units),
+        [Task(name, hidden=[hidden]) for name in tasks],
+        fusion="pair",
+        name="pair_model",
+    )

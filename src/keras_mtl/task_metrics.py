@@ -1,0 +1,174 @@
+"""Per-task loss trackers and metrics, reported as `<task>_loss`, `<task>_<metric>`.
+
+`TaskMetrics` takes the place Keras gives its own compiled metrics, so the
+values reach the progress bar, `History`, callbacks and TensorBoard like any
+Keras metric, and its variables travel through the JAX stateless step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from keras_mtl.masking import update_metric
+from keras_mtl.task import Task
+
+_ACCURACY = {
+    "binary": keras.metrics.BinaryAccuracy,
+    "multilabel": keras.metrics.BinaryAccuracy,
+    "multiclass": keras.metrics.SparseCategoricalAccuracy,
+}
+_CROSSENTROPY = {
+    "binary": keras.metrics.BinaryCrossentropy,
+    "multilabel": keras.metrics.BinaryCrossentropy,
+    "multiclass": keras.metrics.SparseCategoricalCrossentropy,
+}
+
+
+def _spec_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, keras.metrics.Metric):
+        return spec.name
+    return getattr(spec, "__name__", type(spec).__name__)
+
+
+def make_metric(spec: Any, task: Task) -> keras.metrics.Metric:
+    """A fresh metric for `task`, named `<task>_<name>`.
+
+    `"accuracy"`/`"acc"`, `"crossentropy"`/`"ce"` and `"auc"` resolve by the
+    task's kind, as Keras resolves them by output shape. A metric object is
+    copied, so one object given for several tasks never mixes their states.
+    """
+    name = f"{task.name}_{_spec_name(spec)}"
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key in ("accuracy", "acc"):
+            if task.kind not in _ACCURACY:
+                raise ValueError(
+                    f"Task '{task.name}' is a regression task: metric "
+                    f"'{spec}' is undefined for it (use 'mae' or 'mse')."
+                )
+            return _ACCURACY[task.kind](name=name)
+        if key in ("crossentropy", "ce"):
+            if task.kind not in _CROSSENTROPY:
+                raise ValueError(
+                    f"Task '{task.name}' is a regression task: metric "
+                    f"'{spec}' is undefined for it (use 'mae' or 'mse')."
+                )
+            return _CROSSENTROPY[task.kind](name=name)
+        if key == "auc":
+            if task.kind not in ("binary", "multilabel"):
+                raise ValueError(
+                    f"Task '{task.name}' is a {task.kind} task: metric 'auc' "
+                    "is defined here for binary and multilabel tasks only."
+                )
+            return keras.metrics.AUC(name=name)
+        try:
+            resolved = keras.metrics.get(spec)
+        except ValueError:
+            raise ValueError(
+                f"Task '{task.name}': unknown metric {spec!r}."
+            ) from None
+        if isinstance(resolved, type):
+            return resolved(name=name)
+        if isinstance(resolved, keras.metrics.Metric):
+            spec = resolved
+        else:
+            return keras.metrics.MeanMetricWrapper(resolved, name=name)
+    if isinstance(spec, keras.metrics.Metric):
+        config = spec.get_config()
+        config["name"] = name
+        return type(spec).from_config(config)
+    if callable(spec):
+        return keras.metrics.MeanMetricWrapper(spec, name=name)
+    raise ValueError(f"Task '{task.name}': {spec!r} is not a metric.")
+
+
+class TaskMetrics(keras.metrics.Metric):
+    """Holds each task's loss tracker and metrics; reports them as one dict.
+
+    Args:
+        tasks: The model's tasks.
+        metrics: Per task name, the metric specs masked by labels only.
+        weighted_metrics: Per task name, the metric specs also weighted by
+            `sample_weight`.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[Task],
+        metrics: dict[str, list[Any]],
+        weighted_metrics: dict[str, list[Any]],
+        name: str = "task_metrics",
+    ) -> None:
+        super().__init__(name=name)
+        self.tasks = list(tasks)
+        self.loss_trackers = [keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks]
+        self.task_metrics = [
+            [(make_metric(s, t), False) for s in metrics.get(t.name, [])]
+            + [(make_metric(s, t), True) for s in weighted_metrics.get(t.name, [])]
+            for t in tasks
+        ]
+        names = [m.name for ms in self.task_metrics for m, _ in ms]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"Metric names must be unique per task, got {', '.join(repeated)} "
+                "twice; give the metric objects distinct names."
+            )
+        self.built = True
+
+    @property
+    def variables(self) -> list[Any]:
+        out = []
+        for tracker in self.loss_trackers:
+            out.extend(tracker.variables)
+        for ms in self.task_metrics:
+            for metric, _ in ms:
+                out.extend(metric.variables)
+        return out
+
+    def update_losses(self, losses: Sequence[Any], counts: Sequence[Any]) -> None:
+        """Adds each task's batch loss, weighted by its labelled count."""
+        for tracker, loss, count in zip(self.loss_trackers, losses, counts, strict=True):
+            tracker.update_state(loss, sample_weight=count)
+
+    def update_state(
+        self,
+        y_true: dict[str, Any],
+        y_pred: dict[str, Any],
+        sample_weight: dict[str, Any] | None = None,
+    ) -> None:
+        sample_weight = sample_weight or {}
+        for task, ms in zip(self.tasks, self.task_metrics, strict=True):
+            if y_true.get(task.name) is None:
+                continue
+            for metric, weighted in ms:
+                update_metric(
+                    task,
+                    metric,
+                    y_true[task.name],
+                    y_pred[task.name],
+                    sample_weight.get(task.name),
+                    use_sample_weight=weighted,
+                )
+
+    def reset_state(self) -> None:
+        for tracker in self.loss_trackers:
+            tracker.reset_state()
+        for ms in self.task_metrics:
+            for metric, _ in ms:
+                metric.reset_state()
+
+    def result(self) -> dict[str, Any]:
+        out = {t.name: t.result() for t in self.loss_trackers}
+        for ms in self.task_metrics:
+            for metric, _ in ms:
+                out[metric.name] = metric.result()
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
