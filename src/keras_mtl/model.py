@@ -91,10 +91,7 @@ class MultiTaskModel(keras.Model):
                     f"{len(resolved)} tasks were given; give one Task per output."
                 )
             task_names = [t.name for t in resolved]
-            if sorted(task_names) == sorted(names):
-                outputs = task_names
-            else:
-                outputs = names
+            outputs = task_names if sorted(task_names) == sorted(names) else names
         seen = [t.name for t in resolved]
         repeated = sorted({n for n in seen if seen.count(n) > 1})
         if repeated:
@@ -290,9 +287,7 @@ class MultiTaskModel(keras.Model):
     def get_compile_config(self) -> dict[str, Any]:
         config = super().get_compile_config()
         if config and hasattr(self, "_task_compile_args"):
-            config.update(
-                keras.saving.serialize_keras_object(self._task_compile_args)
-            )
+            config.update(keras.saving.serialize_keras_object(self._task_compile_args))
         return config
 
     def compile_from_config(self, config: dict[str, Any]) -> None:

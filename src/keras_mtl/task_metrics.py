@@ -12,6 +12,12 @@ from typing import Any
 
 import keras
 
+# Keras's callbacks (EarlyStopping, ModelCheckpoint with mode="auto") look up
+# a monitored metric's direction only inside this container class, so ours
+# derives from it to make `monitor="val_<task>_accuracy"` work as for Keras's
+# own compiled metrics.
+from keras.src.trainers.compile_utils import MetricsList
+
 from keras_mtl.masking import update_metric
 from keras_mtl.task import Task
 
@@ -69,9 +75,7 @@ def make_metric(spec: Any, task: Task) -> keras.metrics.Metric:
         try:
             resolved = keras.metrics.get(spec)
         except ValueError:
-            raise ValueError(
-                f"Task '{task.name}': unknown metric {spec!r}."
-            ) from None
+            raise ValueError(f"Task '{task.name}': unknown metric {spec!r}.") from None
         if isinstance(resolved, type):
             return resolved(name=name)
         if isinstance(resolved, keras.metrics.Metric):
@@ -87,7 +91,7 @@ def make_metric(spec: Any, task: Task) -> keras.metrics.Metric:
     raise ValueError(f"Task '{task.name}': {spec!r} is not a metric.")
 
 
-class TaskMetrics(keras.metrics.Metric):
+class TaskMetrics(MetricsList):
     """Holds each task's loss tracker and metrics; reports them as one dict.
 
     Args:
@@ -104,15 +108,20 @@ class TaskMetrics(keras.metrics.Metric):
         weighted_metrics: dict[str, list[Any]],
         name: str = "task_metrics",
     ) -> None:
-        super().__init__(name=name)
-        self.tasks = list(tasks)
-        self.loss_trackers = [keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks]
-        self.task_metrics = [
+        loss_trackers = [keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks]
+        for tracker in loss_trackers:
+            tracker._direction = "down"  # what callbacks read in mode="auto"
+        task_metrics = [
             [(make_metric(s, t), False) for s in metrics.get(t.name, [])]
             + [(make_metric(s, t), True) for s in weighted_metrics.get(t.name, [])]
             for t in tasks
         ]
-        names = [m.name for ms in self.task_metrics for m, _ in ms]
+        flat = loss_trackers + [m for ms in task_metrics for m, _ in ms]
+        super().__init__(flat, name=name)
+        self.tasks = list(tasks)
+        self.loss_trackers = loss_trackers
+        self.task_metrics = task_metrics
+        names = [m.name for m in flat]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(
@@ -123,17 +132,13 @@ class TaskMetrics(keras.metrics.Metric):
 
     @property
     def variables(self) -> list[Any]:
-        out = []
-        for tracker in self.loss_trackers:
-            out.extend(tracker.variables)
-        for ms in self.task_metrics:
-            for metric, _ in ms:
-                out.extend(metric.variables)
-        return out
+        return [v for metric in self.metrics for v in metric.variables]
 
     def update_losses(self, losses: Sequence[Any], counts: Sequence[Any]) -> None:
         """Adds each task's batch loss, weighted by its labelled count."""
-        for tracker, loss, count in zip(self.loss_trackers, losses, counts, strict=True):
+        for tracker, loss, count in zip(
+            self.loss_trackers, losses, counts, strict=True
+        ):
             tracker.update_state(loss, sample_weight=count)
 
     def update_state(
@@ -156,19 +161,8 @@ class TaskMetrics(keras.metrics.Metric):
                     use_sample_weight=weighted,
                 )
 
-    def reset_state(self) -> None:
-        for tracker in self.loss_trackers:
-            tracker.reset_state()
-        for ms in self.task_metrics:
-            for metric, _ in ms:
-                metric.reset_state()
-
     def result(self) -> dict[str, Any]:
-        out = {t.name: t.result() for t in self.loss_trackers}
-        for ms in self.task_metrics:
-            for metric, _ in ms:
-                out[metric.name] = metric.result()
-        return out
+        return {metric.name: metric.result() for metric in self.metrics}
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}

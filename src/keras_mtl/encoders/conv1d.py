@@ -27,7 +27,11 @@ class Conv1DEncoder(SequenceEncoder):
     """
 
     def __init__(
-        self, filters: int = 64, kernel_size: int = 5, num_layers: int = 2, **kwargs: Any
+        self,
+        filters: int = 64,
+        kernel_size: int = 5,
+        num_layers: int = 2,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.filters = int(filters)
@@ -35,7 +39,10 @@ class Conv1DEncoder(SequenceEncoder):
         self.num_layers = int(num_layers)
         self.convs = [
             keras.layers.Conv1D(
-                self.filters, self.kernel_size, padding="same", activation="relu",
+                self.filters,
+                self.kernel_size,
+                padding="same",
+                activation="relu",
                 name=f"conv_{i}",
             )
             for i in range(self.num_layers)

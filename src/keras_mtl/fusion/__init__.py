@@ -21,8 +21,8 @@ def get(fusion: str | Fusion, **kwargs: Any) -> Fusion:
     """Returns a fusion layer by name (`"concatenate"`, `"per_input"`, ...).
 
     Example:
-    >>> get("pair")
-    <PairFeatures name=pair_features, built=False>
+    >>> type(get("pair")).__name__
+    'PairFeatures'
     """
     if isinstance(fusion, Fusion):
         return fusion

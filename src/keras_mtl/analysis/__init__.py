@@ -1,0 +1,6 @@
+"""Analysis of trained multi-task models."""
+
+from keras_mtl.analysis.dependency import Dependency, DependencyMap, dependency_map
+from keras_mtl.analysis.graph import connected_inputs
+
+__all__ = ["Dependency", "DependencyMap", "connected_inputs", "dependency_map"]

@@ -1,0 +1,48 @@
+"""One check for every layer: shape, config round-trip, `.keras` round-trip
+with identical predictions, and a training step that lowers the loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def check_layer(
+    layer: keras.layers.Layer,
+    x: np.ndarray | list[np.ndarray],
+    expected_shape: tuple,
+    tmp_path: Path,
+) -> keras.Model:
+    """Runs the checks and returns the small model used for them."""
+    xs = x if isinstance(x, list) else [x]
+    inputs = [keras.Input(v.shape[1:], dtype=str(v.dtype)) for v in xs]
+    out = layer(inputs if isinstance(x, list) else inputs[0])
+    assert tuple(out.shape[1:]) == tuple(expected_shape[1:]), out.shape
+    value = keras.ops.convert_to_numpy(layer(xs if isinstance(x, list) else xs[0]))
+    assert value.shape == expected_shape
+
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+    flat = keras.layers.Flatten()(out) if len(out.shape) > 2 else out
+    pred = keras.layers.Dense(1)(flat)
+    model = keras.Model(inputs, pred)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    target = np.linspace(-1, 1, len(xs[0])).reshape(-1, 1).astype("float32")
+    first = model.evaluate(xs, target, verbose=0)
+    model.fit(xs, target, epochs=10, batch_size=len(target), verbose=0)
+    assert model.evaluate(xs, target, verbose=0) < first
+    before = model.predict(xs, verbose=0)
+    path = tmp_path / "layer.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(xs, verbose=0), before)
+
+    return model
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    return keras.ops.convert_to_numpy(value)

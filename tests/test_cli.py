@@ -1,0 +1,77 @@
+"""`mtl demo --quick` end to end, and the CLI's one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from keras_mtl.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["models"]) == {"case1", "case2", "pair"}
+    assert summary["models"]["case1"]["parameters"] == 82_434
+    assert summary["models"]["case2"]["parameters"] == 82_306
+    for key, model in summary["models"].items():
+        assert (out / f"{key}.keras").is_file()
+        for task, s in model["test"].items():
+            assert 0 <= s["accuracy"] <= 1 and 0.5 <= s["base_rate"] <= 1, (key, task)
+            assert s["n"] == 256
+    entries = {
+        (e["task"], e["input"]): e
+        for e in summary["models"]["case2"]["dependency"]["entries"]
+    }
+    assert entries["same_sentiment", "tweet_a"]["mean_abs_change"] == 0.0
+    assert entries["a_negative", "tweet_b"]["connected"] is False
+    assert summary["yardstick"]["test"]["a_negative"]["accuracy"] > 0.6
+    assert len(summary["conclusions"]) == 5
+    # Every number in the conclusions comes from the summary.
+    acc = summary["models"]["case2"]["test"]["same_sentiment"]["accuracy"]
+    assert f"{acc:.3f}" in summary["conclusions"][0]
+    diagrams = [f for f in summary["files"] if f.endswith((".png", ".dot"))]
+    assert len(diagrams) == 3 and all((out / f).is_file() for f in diagrams)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "mtl: name a command: mtl demo (see mtl --help)."),
+        (["demo", "--epochs", "0"], "argument --epochs: expected a number >= 1, got 0"),
+        (["demo", "--train-pairs", "many"], "expected a whole number, got 'many'"),
+        (["dmeo"], "invalid choice: 'dmeo'"),
+    ],
+)
+def test_usage_errors_are_one_sentence(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["demo", "--quick", "--out", str(target)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"mtl demo: --out {target} is a file, expected a folder.\n"
+    )
+
+
+def test_console_script_exit_code():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_mtl.cli", "demo", "--batch-size", "-3"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
