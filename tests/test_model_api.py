@@ -309,3 +309,35 @@ def test_one_task_model_takes_a_plain_array(rng):
     logs = model.fit(x, np.ones(8), verbose=0).history
     assert np.isfinite(logs["only_loss"]).all()
     assert as_numpy(model(x)["only"]).shape == (8, 1)
+
+
+def test_custom_heads(rng):
+    head = keras.Sequential(
+        [keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1, "sigmoid")],
+        name="my_head",
+    )
+    model = build_model(
+        {"a": (4,)}, keras.layers.Dense(2), [Task("t"), Task("u")], heads={"t": head}
+    )
+    assert model.task_names == ["t", "u"]
+    assert model.get_layer("my_head") is head
+    x = rng.normal(size=(5, 4)).astype("float32")
+    assert model.predict_tasks(x)["t"].shape == (5, 1)
+    with pytest.raises(
+        ValueError,
+        match="The head of task 't' outputs width 2, but "
+        "a binary task with num_classes=None needs 1.",
+    ):
+        build_model(
+            {"a": (4,)},
+            keras.layers.Dense(2),
+            [Task("t")],
+            heads={"t": keras.layers.Dense(2)},
+        )
+    with pytest.raises(ValueError, match="heads names 'v', which is not a task"):
+        build_model(
+            {"a": (4,)},
+            keras.layers.Dense(2),
+            [Task("t")],
+            heads={"v": keras.layers.Dense(1)},
+        )

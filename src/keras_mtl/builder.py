@@ -53,6 +53,7 @@ def build_model(
     encoder: Any,
     tasks: Sequence[Task | dict[str, Any]],
     fusion: Any = "concatenate",
+    heads: Mapping[str, keras.layers.Layer] | None = None,
     name: str = "multi_task_model",
 ) -> MultiTaskModel:
     """Builds a multi-task model: inputs -> encoder -> fusion -> task heads.
@@ -72,6 +73,10 @@ def build_model(
             `"per_input"`, `"sum"`, `"mean"`, `"product"`,
             `"abs_difference"`, `"pair"`), applied once per distinct set of
             inputs that tasks read.
+        heads: Optional head layers by task name, replacing the default
+            `TaskHead` (hidden layers from `Task.hidden`, then an output
+            layer of the task's width and activation). A custom head must
+            output the task's width, with the task's activation applied.
         name: The model's name.
 
     Returns:
@@ -90,6 +95,14 @@ def build_model(
     tensors = _make_inputs(inputs)
     input_names = list(tensors)
     tasks = [as_task(t) for t in tasks]
+    heads = dict(heads or {})
+    unknown = [k for k in heads if k not in {t.name for t in tasks}]
+    if unknown:
+        raise ValueError(
+            f"heads names {unknown[0]!r}, which is not a task; tasks are "
+            f"{', '.join(t.name for t in tasks)}"
+            f"{closest(unknown[0], [t.name for t in tasks])}."
+        )
     if not tasks:
         raise ValueError("A multi-task model needs at least one task.")
     fusion_layer = fusion_module.get(fusion)
@@ -151,5 +164,16 @@ def build_model(
             config["inputs"] = list(key)
             task = Task.from_config(config)
         resolved.append(task)
-        outputs[task.name] = TaskHead(task, name=task.name)(fused[key])
+        head = heads.get(task.name) or TaskHead(task, name=task.name)
+        output = head(fused[key])
+        if output.shape[-1] != task.units:
+            raise ValueError(
+                f"The head of task '{task.name}' outputs width {output.shape[-1]}, "
+                f"but a {task.kind} task with num_classes={task.num_classes} needs "
+                f"{task.units}."
+            )
+        if head.name != task.name:
+            # Outputs are named after their last layer: keep the task's name.
+            output = keras.layers.Identity(name=task.name)(output)
+        outputs[task.name] = output
     return MultiTaskModel(inputs=tensors, outputs=outputs, tasks=resolved, name=name)
