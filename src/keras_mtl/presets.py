@@ -29,6 +29,23 @@ def _encoder(byte_ids: bool, units: int) -> keras.layers.Layer:
     return keras.layers.LSTM(units, name="shared_lstm")
 
 
+def _seed(
+    fusion: str,
+    name: str,
+    byte_ids: bool,
+    tasks: Sequence[str],
+    length: int,
+    units: int,
+) -> MultiTaskModel:
+    return build_model(
+        _inputs(byte_ids, length),
+        _encoder(byte_ids, units),
+        [Task(task) for task in tasks],
+        fusion=fusion,
+        name=name,
+    )
+
+
 def seed_case1(
     byte_ids: bool = False,
     tasks: Sequence[str] = TASKS,
@@ -51,13 +68,7 @@ def seed_case1(
     >>> seed_case1().count_params()
     82434
     """
-    return build_model(
-        _inputs(byte_ids, length),
-        _encoder(byte_ids, units),
-        [Task(name) for name in tasks],
-        fusion="concatenate",
-        name="seed_case1",
-    )
+    return _seed("concatenate", "seed_case1", byte_ids, tasks, length, units)
 
 
 def seed_case2(
@@ -80,13 +91,7 @@ def seed_case2(
     >>> seed_case2().count_params()
     82306
     """
-    return build_model(
-        _inputs(byte_ids, length),
-        _encoder(byte_ids, units),
-        [Task(name) for name in tasks],
-        fusion="per_input",
-        name="seed_case2",
-    )
+    return _seed("per_input", "seed_case2", byte_ids, tasks, length, units)
 
 
 def pair_model(

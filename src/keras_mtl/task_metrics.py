@@ -31,6 +31,13 @@ _CROSSENTROPY = {
     "multilabel": keras.metrics.BinaryCrossentropy,
     "multiclass": keras.metrics.SparseCategoricalCrossentropy,
 }
+# Metric names that mean a different metric class for each task kind.
+_BY_KIND = {
+    "accuracy": _ACCURACY,
+    "acc": _ACCURACY,
+    "crossentropy": _CROSSENTROPY,
+    "ce": _CROSSENTROPY,
+}
 
 
 def _spec_name(spec: Any) -> str:
@@ -51,20 +58,14 @@ def make_metric(spec: Any, task: Task) -> keras.metrics.Metric:
     name = f"{task.name}_{_spec_name(spec)}"
     if isinstance(spec, str):
         key = spec.lower()
-        if key in ("accuracy", "acc"):
-            if task.kind not in _ACCURACY:
+        by_kind = _BY_KIND.get(key)
+        if by_kind is not None:
+            if task.kind not in by_kind:
                 raise ValueError(
                     f"Task '{task.name}' is a regression task: metric "
                     f"'{spec}' is undefined for it (use 'mae' or 'mse')."
                 )
-            return _ACCURACY[task.kind](name=name)
-        if key in ("crossentropy", "ce"):
-            if task.kind not in _CROSSENTROPY:
-                raise ValueError(
-                    f"Task '{task.name}' is a regression task: metric "
-                    f"'{spec}' is undefined for it (use 'mae' or 'mse')."
-                )
-            return _CROSSENTROPY[task.kind](name=name)
+            return by_kind[task.kind](name=name)
         if key == "auc":
             if task.kind not in ("binary", "multilabel"):
                 raise ValueError(

@@ -10,7 +10,7 @@ from keras_mtl.encoders.base import SequenceEncoder
 from keras_mtl.encoders.conv1d import Conv1DEncoder
 from keras_mtl.encoders.recurrent import GRUEncoder, LSTMEncoder
 from keras_mtl.encoders.transformer import TransformerEncoder
-from keras_mtl.task import closest
+from keras_mtl.registry import lookup
 
 ENCODERS: dict[str, type[SequenceEncoder]] = {
     "lstm": LSTMEncoder,
@@ -25,12 +25,7 @@ def get(encoder: str | keras.layers.Layer, **kwargs: Any) -> keras.layers.Layer:
     `"transformer"`) with `kwargs`, or the given layer itself."""
     if isinstance(encoder, keras.layers.Layer):
         return encoder
-    if isinstance(encoder, str) and encoder in ENCODERS:
-        return ENCODERS[encoder](**kwargs)
-    raise ValueError(
-        f"Unknown encoder {encoder!r}; expected one of {', '.join(ENCODERS)} or a "
-        f"Keras layer{closest(str(encoder), list(ENCODERS))}."
-    )
+    return lookup("encoder", encoder, ENCODERS, **kwargs)
 
 
 __all__ = [

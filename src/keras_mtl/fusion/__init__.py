@@ -9,7 +9,7 @@ from keras_mtl.fusion.concatenate import Concatenate
 from keras_mtl.fusion.elementwise import AbsDifference, Mean, Product, Sum
 from keras_mtl.fusion.pair import PairFeatures
 from keras_mtl.fusion.per_input import PerInput
-from keras_mtl.task import closest
+from keras_mtl.registry import lookup
 
 FUSIONS: dict[str, type[Fusion]] = {
     cls.key: cls
@@ -26,12 +26,7 @@ def get(fusion: str | Fusion, **kwargs: Any) -> Fusion:
     """
     if isinstance(fusion, Fusion):
         return fusion
-    if isinstance(fusion, str) and fusion in FUSIONS:
-        return FUSIONS[fusion](**kwargs)
-    raise ValueError(
-        f"Unknown fusion {fusion!r}; expected one of {', '.join(FUSIONS)}"
-        f"{closest(str(fusion), list(FUSIONS))}."
-    )
+    return lookup("fusion", fusion, FUSIONS, **kwargs)
 
 
 __all__ = [
