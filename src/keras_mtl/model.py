@@ -9,6 +9,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mtl import backend as mtl_backend
+from keras_mtl import balancers as balancers_module
+from keras_mtl import balancing as balancing_module
 from keras_mtl.masking import task_loss, unreduced
 from keras_mtl.task import Task, as_task, closest
 from keras_mtl.task_metrics import TaskMetrics
@@ -178,6 +181,10 @@ class MultiTaskModel(keras.Model):
         loss_weights: Any = None,
         metrics: Any = None,
         weighted_metrics: Any = None,
+        balancer: Any = None,
+        balance_mode: str = "parameter",
+        cosine: bool = False,
+        update_every: int = 1,
         **kwargs: Any,
     ) -> None:
         """Configures the model for training, with per-task losses and metrics.
@@ -195,6 +202,17 @@ class MultiTaskModel(keras.Model):
                 `None` uses each task's own metrics. Masked by labels.
             weighted_metrics: Like `metrics`, also weighted by
                 `sample_weight`.
+            balancer: A balancing method (`keras_mtl.balancers`) or its
+                name, e.g. `"uw"`, `"pcgrad"`, `"upgrad"`; None trains on
+                the weighted sum of the task losses (Keras's own step).
+            balance_mode: For gradient methods: `"parameter"` (per-task
+                gradients of the shared parameters) or `"representation"`
+                (per-task gradients of the shared representation: about the
+                cost of one backward pass).
+            cosine: Report the cosine similarity of every pair of task
+                gradients as `cosine/<a>/<b>`.
+            update_every: Recompute a Gramian method's weights every this
+                many steps (Nash-MTL's trick for costly methods).
             **kwargs: Other `keras.Model.compile` arguments.
         """
         tasks = self._tasks
@@ -205,7 +223,28 @@ class MultiTaskModel(keras.Model):
         else:
             per_task_metrics = self._metric_specs(metrics, "metrics")
         per_task_weighted = self._metric_specs(weighted_metrics, "weighted_metrics")
-        task_metrics = TaskMetrics(tasks, per_task_metrics, per_task_weighted)
+        old = getattr(self, "balancer_state", None)
+        if old is not None:
+            # Replace, not add: Keras tracks layers set as attributes.
+            if old in self._layers:
+                self._layers.remove(old)
+            object.__delattr__(self, "balancer_state")
+        balancing = None
+        if balancer is not None:
+            balancing = balancing_module.build(
+                self, balancer, balance_mode, cosine, update_every
+            )
+        elif (balance_mode, cosine, update_every) != ("parameter", False, 1):
+            raise ValueError(
+                "balance_mode, cosine and update_every configure a balancer; "
+                "give balancer=... too."
+            )
+        task_metrics = TaskMetrics(
+            tasks,
+            per_task_metrics,
+            per_task_weighted,
+            balancing.metric_names() if balancing else (),
+        )
         loss_fns = []
         for task, spec in zip(tasks, losses, strict=True):
             try:
@@ -220,6 +259,9 @@ class MultiTaskModel(keras.Model):
         object.__setattr__(self, "_compile_metrics", task_metrics)
         object.__setattr__(self, "_task_loss_fns", tuple(loss_fns))
         object.__setattr__(self, "_task_loss_weights", tuple(weights))
+        object.__setattr__(self, "_balancing", balancing)
+        if balancing is not None:
+            self.balancer_state = balancing.state
         object.__setattr__(
             self,
             "_task_compile_args",
@@ -228,6 +270,12 @@ class MultiTaskModel(keras.Model):
                 "loss_weights": loss_weights,
                 "metrics": metrics,
                 "weighted_metrics": weighted_metrics,
+                "balancer": None
+                if balancing is None
+                else balancers_module.serialize(balancing.balancer),
+                "balance_mode": balance_mode,
+                "cosine": cosine,
+                "update_every": update_every,
             },
         )
 
@@ -340,16 +388,32 @@ class MultiTaskModel(keras.Model):
         sample_weight: Any = None,
         training: bool = True,
     ) -> Tensor:
-        """The weighted sum of the tasks' masked losses, plus layer losses."""
-        del x, training
+        """The weighted sum of the tasks' masked losses, plus layer losses.
+
+        With a loss-weighting balancer, training steps minimise the
+        balancer's objective; the value returned (and reported as `loss`)
+        stays the weighted sum, comparable across balancers and with
+        validation.
+        """
+        del x
         losses, counts = self.task_losses(y, y_pred, sample_weight)
-        total = ops.zeros((), dtype=keras.config.floatx())
-        for weight, loss in zip(self._task_loss_weights, losses, strict=True):
-            total = total + weight * loss
-        for extra in self.losses:
-            total = total + ops.cast(ops.sum(extra), total.dtype)
+        scaled = [
+            w * loss for w, loss in zip(self._task_loss_weights, losses, strict=True)
+        ]
+        total = ops.sum(ops.stack(scaled))
+        extra = ops.zeros((), dtype=total.dtype)
+        for loss in self.losses:
+            extra = extra + ops.cast(ops.sum(loss), total.dtype)
         self._compile_metrics.update_losses(losses, counts)
-        return total
+        balancing = self._balancing
+        if training and balancing is not None and balancing.balancer.level == "loss":
+            objective, weights = balancing.loss_objective(
+                ops.stack(scaled), ops.stack(counts)
+            )
+            self._compile_metrics.update_balance(balancing.metric_values(weights, None))
+            # Gradient of the objective, value of the weighted sum.
+            total = objective - ops.stop_gradient(objective) + ops.stop_gradient(total)
+        return total + extra
 
     def compute_metrics(
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None
@@ -368,6 +432,24 @@ class MultiTaskModel(keras.Model):
         self._compile_metrics.update_state(labels, preds, weights)
         return self.get_metrics_result()
 
+    # ---------------------------------------------------------------- steps
+
+    def train_step(self, *args: Any) -> Any:
+        self._compile_metrics.training = True
+        balancing = getattr(self, "_balancing", None)
+        if balancing is not None and balancing.balancer.level != "loss":
+            return mtl_backend.train_step(self, *args)
+        return super().train_step(*args)
+
+    def test_step(self, *args: Any) -> Any:
+        self._compile_metrics.training = False
+        return super().test_step(*args)
+
+    def fit(self, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+        if getattr(self, "_balancing", None) is not None:
+            callbacks = [*(callbacks or []), _EpochCounter(self.balancer_state)]
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
     # ------------------------------------------------------------ predict
 
     def predict_tasks(self, x: Any, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -380,6 +462,17 @@ class MultiTaskModel(keras.Model):
         config = super().get_config()
         config["tasks"] = [t.get_config() for t in self._tasks]
         return config
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    """Tells the balancer which epoch runs (DWA and STCH work per epoch)."""
+
+    def __init__(self, state: Any) -> None:
+        super().__init__()
+        self.state = state
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.state.epoch.assign(epoch)
 
 
 #: The seed's name for the model class: `from keras_mtl import Model`.

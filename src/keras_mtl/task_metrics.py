@@ -92,6 +92,23 @@ def make_metric(spec: Any, task: Task) -> keras.metrics.Metric:
     raise ValueError(f"Task '{task.name}': {spec!r} is not a metric.")
 
 
+class LastValue(keras.metrics.Metric):
+    """The value of the last update (a balancer's weight at this step)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+        self.last = self.add_variable(shape=(), initializer="zeros", name="last")
+
+    def update_state(self, value: Any) -> None:
+        self.last.assign(keras.ops.cast(value, self.dtype))
+
+    def result(self) -> Any:
+        return self.last.value
+
+    def reset_state(self) -> None:
+        self.last.assign(0.0)
+
+
 class TaskMetrics(MetricsList):
     """Holds each task's loss tracker and metrics; reports them as one dict.
 
@@ -107,6 +124,7 @@ class TaskMetrics(MetricsList):
         tasks: Sequence[Task],
         metrics: dict[str, list[Any]],
         weighted_metrics: dict[str, list[Any]],
+        balance_names: Sequence[str] = (),
         name: str = "task_metrics",
     ) -> None:
         loss_trackers = [keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks]
@@ -117,8 +135,13 @@ class TaskMetrics(MetricsList):
             + [(make_metric(s, t), True) for s in weighted_metrics.get(t.name, [])]
             for t in tasks
         ]
-        flat = loss_trackers + [m for ms in task_metrics for m, _ in ms]
+        balance = [LastValue(n) for n in balance_names]
+        flat = loss_trackers + [m for ms in task_metrics for m, _ in ms] + balance
         super().__init__(flat, name=name)
+        self.balance_metrics = balance
+        # Balancer metrics belong to training steps only; the model sets
+        # this while a train or test step is traced.
+        self.training = True
         self.tasks = list(tasks)
         self.loss_trackers = loss_trackers
         self.task_metrics = task_metrics
@@ -142,6 +165,11 @@ class TaskMetrics(MetricsList):
         ):
             tracker.update_state(loss, sample_weight=count)
 
+    def update_balance(self, values: Sequence[Any]) -> None:
+        """Records this step's balancer weights (and gradient cosines)."""
+        for metric, value in zip(self.balance_metrics, values, strict=True):
+            metric.update_state(value)
+
     def update_state(
         self,
         y_true: dict[str, Any],
@@ -163,7 +191,8 @@ class TaskMetrics(MetricsList):
                 )
 
     def result(self) -> dict[str, Any]:
-        return {metric.name: metric.result() for metric in self.metrics}
+        skip = set() if self.training else {id(m) for m in self.balance_metrics}
+        return {m.name: m.result() for m in self.metrics if id(m) not in skip}
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}

@@ -1,0 +1,46 @@
+"""Backend-specific code: per-task gradients, the balanced train step, host calls.
+
+One module per backend (`jax`, `torch`, `tensorflow`); nothing else in the
+library knows which backend runs. Each module provides:
+
+* `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
+  inside a compiled step (the balancing methods are NumPy);
+* `train_step(model, *args)`: the train step of a model whose balancer needs
+  per-task gradients.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import keras
+
+
+def module() -> ModuleType:
+    """The module of the backend Keras runs on."""
+    return importlib.import_module(f"keras_mtl.backend.{keras.backend.backend()}")
+
+
+def host_call(
+    fn: Callable[..., Sequence[Any]], inputs: Sequence[Any], shapes: Sequence[tuple]
+) -> list[Any]:
+    """Calls `fn` on NumPy copies of `inputs` from inside a compiled step.
+
+    Args:
+        fn: Takes NumPy arrays, returns float32 arrays of the given shapes.
+        inputs: Backend tensors.
+        shapes: The shapes of `fn`'s outputs.
+
+    Returns:
+        The outputs as backend tensors.
+    """
+    return module().host_call(fn, inputs, shapes)
+
+
+def train_step(model: Any, *args: Any) -> Any:
+    """The balanced train step (arguments as Keras passes them on the
+    backend: `(state, data)` on JAX, `(data)` elsewhere)."""
+    return module().train_step(model, *args)

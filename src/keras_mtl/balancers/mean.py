@@ -1,0 +1,27 @@
+"""The mean of the task gradients."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from keras_mtl.balancers.base import Array, Context, GramianWeighting
+
+
+class Mean(GramianWeighting):
+    """The average of the task gradients, J^T 1/k (torchjd's Mean).
+
+    Example:
+    >>> Mean().aggregate([[-4.0, 1, 1], [6, 1, 1]]).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    key = "mean"
+    claims = frozenset({"permutation_invariant", "scale_invariant"})
+
+    def weigh(
+        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    ) -> tuple[Array, NamedTuple]:
+        k = len(gramian)
+        return np.full(k, 1.0 / k), state

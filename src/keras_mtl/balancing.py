@@ -1,0 +1,482 @@
+"""A balancing method at work inside a model: its state, its step, its metrics.
+
+`Balancing` is what `MultiTaskModel.compile(balancer=...)` builds. It holds
+the method, its state in Keras variables (`BalancerState`, a layer of the
+model, so it is saved and restored with the weights), the split of the model
+at the shared representation, and the host function that runs the NumPy
+method inside a compiled step (through the backend module's `host_call`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mtl import backend as mtl_backend
+from keras_mtl import balancers as balancers_module
+from keras_mtl.balancers.base import (
+    Balancer,
+    GramianWeighting,
+    JacobianAggregator,
+    LossWeighting,
+    context,
+)
+from keras_mtl.sharing import Split, split_model
+
+Tensor = Any
+MODES = ("parameter", "representation")
+
+
+@keras.saving.register_keras_serializable(package="keras_mtl")
+class BalancerState(keras.layers.Layer):
+    """The state of a balancing method as Keras variables.
+
+    Holds one non-trainable variable per field of the method's state, the
+    step and epoch counters, and for parametric loss weightings (UW, IMTL-L)
+    their trainable parameters, optimised with the model.
+
+    Args:
+        balancer: The method (object, name or config dict).
+        num_tasks: Number of tasks.
+        dim: Columns of the Jacobian, for methods that keep gradient vectors.
+    """
+
+    def __init__(
+        self, balancer: Any, num_tasks: int, dim: int = 0, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("name", "balancer_state")
+        super().__init__(**kwargs)
+        self.balancer = balancers_module.get(balancer)
+        self.num_tasks = int(num_tasks)
+        self.dim = int(dim)
+        template = self.balancer.init(self.num_tasks, self.dim)
+        self.template = template
+        self.state_variables = []
+        for field, value in zip(template._fields, template, strict=True):
+            value = np.asarray(value, dtype=np.float32)
+            var = self.add_weight(
+                shape=value.shape, initializer="zeros", trainable=False, name=field
+            )
+            var.assign(value)
+            self.state_variables.append(var)
+        self.step = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="step"
+        )
+        self.epoch = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="epoch"
+        )
+        # The last step's weights and Gramian: reused between recomputations
+        # (update_every) and reported as metrics.
+        self.last_weights = self.add_weight(
+            shape=(self.num_tasks,), initializer="ones", trainable=False, name="weights"
+        )
+        self.last_gramian = self.add_weight(
+            shape=(self.num_tasks, self.num_tasks),
+            initializer="zeros",
+            trainable=False,
+            name="gramian",
+        )
+        self.params = None
+        if isinstance(self.balancer, LossWeighting) and self.balancer.parametric:
+            init = np.asarray(self.balancer.init_params(self.num_tasks), np.float32)
+            self.params = self.add_weight(
+                shape=init.shape, initializer="zeros", trainable=True, name="params"
+            )
+            self.params.assign(init)
+        self.built = True
+
+    def values(self) -> list[Tensor]:
+        return [v.value for v in self.state_variables]
+
+    def assign(self, values: list[Tensor]) -> None:
+        for var, value in zip(self.state_variables, values, strict=True):
+            var.assign(ops.cast(ops.reshape(value, var.shape), var.dtype))
+
+    def state(self) -> NamedTuple:
+        """The current state as the method's NamedTuple of NumPy arrays."""
+        arrays = [keras.ops.convert_to_numpy(v) for v in self.state_variables]
+        return type(self.template)(*arrays)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "balancer": balancers_module.serialize(self.balancer),
+            "num_tasks": self.num_tasks,
+            "dim": self.dim,
+        }
+
+
+def _restore(template: NamedTuple, arrays: list[np.ndarray]) -> NamedTuple:
+    return type(template)(
+        *[
+            np.asarray(a, np.float64).reshape(np.shape(t))
+            for a, t in zip(arrays, template, strict=True)
+        ]
+    )
+
+
+def _as_float32(values: Any) -> list[np.ndarray]:
+    return [np.asarray(v, dtype=np.float32) for v in values]
+
+
+class Balancing:
+    """A balancing method attached to a compiled `MultiTaskModel`.
+
+    Args:
+        model: The model.
+        balancer: The method.
+        mode: `"parameter"` (per-task gradients of the shared parameters) or
+            `"representation"` (per-task gradients of the shared
+            representation: one backward pass through the encoder).
+        cosine: Also report the cosine similarity of every pair of task
+            gradients (`cosine/<a>/<b>`).
+        update_every: Recompute a Gramian method's weights every this many
+            steps and reuse them in between (Navon et al. 2022); the steps in
+            between cost one weighted backward pass.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        balancer: Balancer,
+        mode: str = "parameter",
+        cosine: bool = False,
+        update_every: int = 1,
+    ) -> None:
+        self.balancer = balancer
+        self.mode = mode
+        self.cosine = bool(cosine)
+        self.update_every = int(update_every)
+        self.task_names = model.task_names
+        self.num_tasks = len(model.tasks)
+        key = balancer.key
+        if mode not in MODES:
+            raise ValueError(
+                f"balance_mode must be 'parameter' or 'representation', got {mode!r}."
+            )
+        if self.update_every < 1:
+            raise ValueError(f"update_every must be >= 1, got {update_every}.")
+        self.split: Split | None = None
+        dim = 0
+        if balancer.level == "loss":
+            if mode != "parameter" or self.update_every != 1 or self.cosine:
+                what = (
+                    "balance_mode='representation'"
+                    if mode != "parameter"
+                    else "update_every"
+                    if self.update_every != 1
+                    else "cosine=True"
+                )
+                raise ValueError(
+                    f"Balancer '{key}' weighs losses and computes no task gradients: "
+                    f"{what} does not apply to it."
+                )
+        else:
+            self.split = split_model(model)
+            if self.split is None:
+                raise ValueError(
+                    f"Balancer '{key}' balances the gradients of variables shared by "
+                    "two or more tasks, but no variable of this model is shared."
+                )
+            if mode == "representation" and balancer.representation is not True:
+                raise ValueError(
+                    f"Balancer '{key}' is not defined at the representation level: "
+                    f"{balancer.representation}"
+                )
+            if self.update_every != 1 and balancer.level != "gramian":
+                raise ValueError(
+                    f"update_every applies to methods that weigh tasks from the "
+                    f"Gramian; '{key}' returns an update vector."
+                )
+            if balancer.level == "jacobian":
+                dim = int(sum(int(np.prod(v.shape)) for v in self.split.shared))
+            self._check_variables(model)
+        self.state = BalancerState(balancer, self.num_tasks, dim)
+
+    def _check_variables(self, model: Any) -> None:
+        covered = {id(v) for v in self.split.shared}
+        for own in self.split.task_variables.values():
+            covered |= {id(v) for v in own}
+        for var in model.trainable_variables:
+            if id(var) not in covered and not var.path.startswith("balancer_state"):
+                raise ValueError(
+                    f"Trainable variable {var.path} is used by no task output; "
+                    "gradient balancing needs every trainable variable on a path "
+                    "to a task."
+                )
+
+    # ------------------------------------------------------------- metrics
+
+    def metric_names(self) -> list[str]:
+        names = [f"weight/{t}" for t in self.task_names]
+        if self.cosine:
+            names += [
+                f"cosine/{a}/{b}"
+                for i, a in enumerate(self.task_names)
+                for b in self.task_names[i + 1 :]
+            ]
+        return names
+
+    def metric_values(self, weights: Tensor, gramian: Tensor | None) -> list[Tensor]:
+        values = [weights[i] for i in range(self.num_tasks)]
+        if self.cosine:
+            diag = ops.sqrt(ops.maximum(ops.diagonal(gramian), 0.0))
+            scale = ops.maximum(ops.outer(diag, diag), 1e-12)
+            cos = gramian / scale
+            for i in range(self.num_tasks):
+                for j in range(i + 1, self.num_tasks):
+                    values.append(cos[i, j])
+        return values
+
+    # ------------------------------------------------------ host functions
+
+    def _host(self, level_fn: Any) -> Any:
+        """Wraps a NumPy step of the method for `host_call`: restores the
+        state, restricts stateless methods to the tasks with labels in the
+        batch, and returns float32 arrays."""
+        balancer = self.balancer
+        template = self.state.template
+        stateless = len(template) == 0
+
+        def run(
+            first: np.ndarray,
+            losses: np.ndarray,
+            counts: np.ndarray,
+            step: np.ndarray,
+            epoch: np.ndarray,
+            *state: np.ndarray,
+        ) -> list:
+            ctx = context(balancer.seed, int(step), int(epoch))
+            present = np.asarray(counts) > 0
+            restored = _restore(template, list(state))
+            losses = np.asarray(losses, np.float64)
+            first = np.asarray(first, np.float64)
+            if stateless and not present.all():
+                idx = np.flatnonzero(present)
+                out, new_state = level_fn(first, losses, restored, ctx, idx)
+            else:
+                out, new_state = level_fn(first, losses, restored, ctx, None)
+            return _as_float32([out, *new_state])
+
+        return run
+
+    def loss_host(self) -> Any:
+        balancer = self.balancer
+
+        def level(
+            _: np.ndarray,
+            losses: np.ndarray,
+            state: NamedTuple,
+            ctx: Any,
+            idx: np.ndarray | None,
+        ) -> tuple:
+            if idx is None:
+                return balancer.weigh(losses, state, ctx)
+            w = np.zeros(len(losses))
+            if len(idx):
+                w[idx] = balancer.weigh(losses[idx], state, ctx)[0]
+            return w, state
+
+        return self._host(level)
+
+    def gramian_host(self) -> Any:
+        balancer = self.balancer
+
+        def level(
+            gramian: np.ndarray,
+            losses: np.ndarray,
+            state: NamedTuple,
+            ctx: Any,
+            idx: np.ndarray | None,
+        ) -> tuple:
+            if idx is None:
+                return balancer.weigh(gramian, losses, state, ctx)
+            w = np.zeros(len(losses))
+            if len(idx):
+                sub = gramian[np.ix_(idx, idx)]
+                w[idx] = balancer.weigh(sub, losses[idx], state, ctx)[0]
+            return w, state
+
+        return self._host(level)
+
+    def jacobian_host(self) -> Any:
+        balancer = self.balancer
+
+        def level(
+            jacobian: np.ndarray,
+            losses: np.ndarray,
+            state: NamedTuple,
+            ctx: Any,
+            idx: np.ndarray | None,
+        ) -> tuple:
+            if idx is None:
+                return balancer.combine(jacobian, losses, state, ctx)
+            if not len(idx):
+                return np.zeros(jacobian.shape[1]), state
+            return balancer.combine(jacobian[idx], losses[idx], state, ctx)[0], state
+
+        return self._host(level)
+
+    def call_host(
+        self, fn: Any, first: Tensor, losses: Tensor, counts: Tensor, out_shape: tuple
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Runs a host function on this step's inputs and the stored state;
+        returns its output and the new state values (not yet assigned)."""
+        state = self.state
+        inputs = [
+            ops.stop_gradient(first),
+            ops.stop_gradient(losses),
+            ops.stop_gradient(counts),
+            state.step.value,
+            state.epoch.value,
+            *state.values(),
+        ]
+        shapes = [out_shape] + [tuple(v.shape) for v in state.state_variables]
+        outs = mtl_backend.host_call(fn, inputs, shapes)
+        return outs[0], outs[1:]
+
+    # -------------------------------------------------------- loss level
+
+    def loss_objective(self, losses: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+        """The objective a loss weighting minimises this step, and its weights.
+
+        Updates the method's state and step counter.
+        """
+        balancer = self.balancer
+        state = self.state
+        if isinstance(balancer, LossWeighting) and balancer.parametric:
+            objective, weights = balancer.objective(losses, counts, state.params.value)
+        elif isinstance(balancer, LossWeighting) and balancer.constant:
+            ones = np.ones(self.num_tasks)
+            weights = ops.convert_to_tensor(
+                balancer.weigh(ones, state.template, context(balancer.seed))[0],
+                "float32",
+            )
+            objective = ops.sum(weights * losses)
+        else:
+            weights, new_state = self.call_host(
+                self.loss_host(), losses, losses, counts, (self.num_tasks,)
+            )
+            state.assign(new_state)
+            objective = ops.sum(ops.stop_gradient(weights) * losses)
+        state.step.assign(state.step.value + 1)
+        return objective, weights
+
+
+def build(
+    model: Any, balancer: Any, mode: str, cosine: bool, update_every: int
+) -> Balancing:
+    """The `Balancing` for `compile(balancer=...)` arguments."""
+    method = balancers_module.get(balancer)
+    if not isinstance(method, LossWeighting | GramianWeighting | JacobianAggregator):
+        raise ValueError(f"{method!r} is not a balancing method.")
+    return Balancing(model, method, mode, cosine, update_every)
+
+
+# ---------------------------------------------------------------------------
+# Pieces of the balanced step shared by every backend (keras.ops only).
+
+
+def gramian(pieces: list[Tensor]) -> Tensor:
+    """G = J J^T from Jacobian pieces of shape (tasks, ...)."""
+    k = pieces[0].shape[0]
+    total = None
+    for piece in pieces:
+        flat = ops.reshape(ops.cast(piece, "float32"), (k, -1))
+        part = ops.matmul(flat, ops.transpose(flat))
+        total = part if total is None else total + part
+    return total
+
+
+def combine(weights: Tensor, pieces: list[Tensor]) -> list[Tensor]:
+    """sum_t w_t J_t for each piece: the update of a Gramian method."""
+    return [
+        ops.tensordot(ops.cast(weights, piece.dtype), piece, axes=1) for piece in pieces
+    ]
+
+
+def flatten(pieces: list[Tensor]) -> Tensor:
+    """The Jacobian (tasks, columns) from its pieces."""
+    k = pieces[0].shape[0]
+    return ops.concatenate([ops.reshape(p, (k, -1)) for p in pieces], axis=1)
+
+
+def unflatten(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
+    """Splits a vector into tensors shaped like `like` (without the task axis)."""
+    out, start = [], 0
+    for piece in like:
+        shape = tuple(piece.shape[1:])
+        size = int(np.prod(shape)) if shape else 1
+        out.append(ops.reshape(vector[start : start + size], shape))
+        start += size
+    return out
+
+
+def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
+    """The task losses scaled by their compile-time weights, stacked."""
+    return ops.stack(
+        [w * loss for w, loss in zip(model._task_loss_weights, losses, strict=True)]
+    )
+
+
+def gramian_step(
+    balancing: Balancing,
+    pieces: list[Tensor],
+    losses: Tensor,
+    counts: Tensor,
+) -> tuple[Tensor, list[Tensor], Tensor]:
+    """Weights of a Gramian method from Jacobian pieces: (weights, new
+    state, Gramian)."""
+    g = gramian(pieces)
+    k = balancing.num_tasks
+    w, new_state = balancing.call_host(
+        balancing.gramian_host(), g, losses, counts, (k,)
+    )
+    return w, new_state, g
+
+
+def jacobian_step(
+    balancing: Balancing,
+    pieces: list[Tensor],
+    losses: Tensor,
+    counts: Tensor,
+) -> tuple[list[Tensor], Tensor, list[Tensor], Tensor]:
+    """Update of a Jacobian method: (update pieces, effective weights, new
+    state, Gramian)."""
+    jac = flatten(pieces)
+    n = int(jac.shape[1])
+    k = balancing.num_tasks
+    host = balancing.jacobian_host()
+
+    def with_weights(first: np.ndarray, *rest: np.ndarray) -> list:
+        update, *state = host(first, *rest)
+        # The weights w with J^T w closest to the update: what the method
+        # gives each task, for the `weight/<task>` metrics.
+        weights = np.linalg.lstsq(np.asarray(first, np.float64).T, update, rcond=None)[
+            0
+        ]
+        return [np.concatenate([update, weights.astype(np.float32)]), *state]
+
+    out, new_state = balancing.call_host(with_weights, jac, losses, counts, (n + k,))
+    update = unflatten(out[:n], pieces)
+    return update, out[n:], new_state, gramian(pieces)
+
+
+def record(
+    model: Any,
+    balancing: Balancing,
+    losses: list[Tensor],
+    counts: list[Tensor],
+    weights: Tensor,
+    gram: Tensor,
+    batch_size: Any,
+) -> None:
+    """Updates the loss trackers and the balancer metrics (stateful calls;
+    the JAX step runs them inside a StatelessScope)."""
+    nominal = ops.sum(weighted_losses(model, losses))
+    model._loss_tracker.update_state(nominal, sample_weight=batch_size)
+    model._compile_metrics.update_losses(losses, counts)
+    model._compile_metrics.update_balance(balancing.metric_values(weights, gram))

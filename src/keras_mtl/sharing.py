@@ -1,0 +1,144 @@
+"""Which variables the tasks share, and the model split at the shared representation.
+
+Balancing methods work on per-task gradients of the *shared* variables (a
+variable is shared when the losses of two or more tasks depend on it). To get
+them cheaply the model is split in two functional models over the same
+layers and weights:
+
+* `encoder`: the model inputs -> the shared representation Z (the outputs of
+  the part that holds every shared variable, where the task-specific part
+  starts reading);
+* `heads`: Z (plus any raw input a head reads directly) -> the task outputs.
+
+Per-task gradients of Z come from one cheap backward pass through the heads
+per task; gradients of the shared parameters follow through the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+
+def _node_of(tensor: Any) -> tuple[Any, int] | None:
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    return history.operation, history.node_index
+
+
+def _inputs_of(node: tuple[Any, int]) -> list[Any]:
+    operation, index = node
+    return list(operation._inbound_nodes[index].input_tensors)
+
+
+def _upstream(tensors: list[Any]) -> set[tuple[int, int]]:
+    """Keys (id(layer), node index) of every node feeding `tensors`."""
+    seen: set[tuple[int, int]] = set()
+    stack = list(tensors)
+    while stack:
+        node = _node_of(stack.pop())
+        if node is None:
+            continue
+        key = (id(node[0]), node[1])
+        if key in seen:
+            continue
+        seen.add(key)
+        stack.extend(_inputs_of(node))
+    return seen
+
+
+@dataclass
+class Split:
+    """A model split at its shared representation.
+
+    Attributes:
+        encoder: Functional model from the model inputs to `representation`.
+        heads: Functional model from `representation` (then any raw inputs
+            heads read directly) to the model outputs, in output order.
+        representation: The tensors Z of the original graph.
+        passthrough: Model inputs that heads read without the encoder.
+        shared: Trainable variables that two or more tasks' losses use.
+        task_variables: For each output name, the trainable variables only
+            that output uses.
+    """
+
+    encoder: keras.Model
+    heads: keras.Model
+    representation: list[Any]
+    passthrough: list[Any]
+    shared: list[Any]
+    task_variables: dict[str, list[Any]]
+
+
+def split_model(model: keras.Model) -> Split | None:
+    """Splits a functional multi-output model at its shared representation.
+
+    Returns:
+        A `Split`, or None when no variable is shared by two outputs.
+    """
+    outputs = dict(zip(model.output_names, model.outputs, strict=True))
+    layers_by_id: dict[int, Any] = {}
+    users: dict[int, set[str]] = {}
+    for name, tensor in outputs.items():
+        for layer_id, _ in _upstream([tensor]):
+            users.setdefault(layer_id, set()).add(name)
+    for layer in model._flatten_layers(include_self=False, recursive=False):
+        layers_by_id[id(layer)] = layer
+    shared_layers = [
+        layers_by_id[i]
+        for i, names in users.items()
+        if len(names) > 1 and i in layers_by_id and layers_by_id[i].weights
+    ]
+    if not shared_layers:
+        return None
+    shared_ids = {id(layer) for layer in shared_layers}
+
+    # The encoder part: every node of a shared layer and everything upstream.
+    encoder_nodes: set[tuple[int, int]] = set()
+    for layer in shared_layers:
+        for index, node in enumerate(layer._inbound_nodes):
+            key = (id(layer), index)
+            if key in encoder_nodes:
+                continue
+            encoder_nodes.add(key)
+            encoder_nodes |= _upstream(list(node.input_tensors))
+
+    model_inputs = {id(t): t for t in model.inputs}
+    representation: list[Any] = []
+    passthrough: list[Any] = []
+    seen: set[int] = set()
+    stack = list(model.outputs)
+    while stack:
+        tensor = stack.pop(0)
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        node = _node_of(tensor)
+        if id(tensor) in model_inputs:
+            passthrough.append(tensor)
+        elif node is not None and (id(node[0]), node[1]) in encoder_nodes:
+            representation.append(tensor)
+        elif node is not None:
+            stack.extend(_inputs_of(node))
+
+    encoder = keras.Model(model.input, representation, name=f"{model.name}_encoder")
+    heads = keras.Model(
+        representation + passthrough, model.outputs, name=f"{model.name}_heads"
+    )
+    shared = [v for layer in shared_layers for v in layer.trainable_variables]
+    shared_paths = {v.path for v in shared}
+    task_variables = {}
+    for name, tensor in outputs.items():
+        own = []
+        for layer_id, _ in _upstream([tensor]):
+            layer = layers_by_id.get(layer_id)
+            if layer is None or layer_id in shared_ids:
+                continue
+            own.extend(
+                v for v in layer.trainable_variables if v.path not in shared_paths
+            )
+        task_variables[name] = own
+    return Split(encoder, heads, representation, passthrough, shared, task_variables)
