@@ -73,6 +73,9 @@ class BalancerState(keras.layers.Layer):
         self.last_weights = self.add_weight(
             shape=(self.num_tasks,), initializer="ones", trainable=False, name="weights"
         )
+        self.last_heads = self.add_weight(
+            shape=(self.num_tasks,), initializer="ones", trainable=False, name="heads"
+        )
         self.last_gramian = self.add_weight(
             shape=(self.num_tasks, self.num_tasks),
             initializer="zeros",
@@ -293,12 +296,13 @@ class Balancing:
             idx: np.ndarray | None,
         ) -> tuple:
             if idx is None:
-                return balancer.weigh(gramian, losses, state, ctx)
-            w = np.zeros(len(losses))
-            if len(idx):
-                sub = gramian[np.ix_(idx, idx)]
-                w[idx] = balancer.weigh(sub, losses[idx], state, ctx)[0]
-            return w, state
+                w, state = balancer.weigh(gramian, losses, state, ctx)
+            else:
+                w = np.zeros(len(losses))
+                if len(idx):
+                    sub = gramian[np.ix_(idx, idx)]
+                    w[idx] = balancer.weigh(sub, losses[idx], state, ctx)[0]
+            return np.concatenate([w, balancer.head_factors(losses, w)]), state
 
         return self._host(level)
 
@@ -313,10 +317,16 @@ class Balancing:
             idx: np.ndarray | None,
         ) -> tuple:
             if idx is None:
-                return balancer.combine(jacobian, losses, state, ctx)
-            if not len(idx):
-                return np.zeros(jacobian.shape[1]), state
-            return balancer.combine(jacobian[idx], losses[idx], state, ctx)[0], state
+                update, state = balancer.combine(jacobian, losses, state, ctx)
+            elif not len(idx):
+                update = np.zeros(jacobian.shape[1])
+            else:
+                update = balancer.combine(jacobian[idx], losses[idx], state, ctx)[0]
+            # The weights w with J^T w closest to the update: what the method
+            # gives each task, for the `weight/<task>` metrics.
+            weights = np.linalg.lstsq(jacobian.T, update, rcond=None)[0]
+            heads = balancer.head_factors(losses, weights)
+            return np.concatenate([update, weights, heads]), state
 
         return self._host(level)
 
@@ -422,47 +432,125 @@ def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
     )
 
 
+class Step(NamedTuple):
+    """What a gradient method decided for one step."""
+
+    shared: list[Tensor]  # update pieces (Jacobian methods) or [] (Gramian)
+    weights: Tensor  # task weights (effective, for Jacobian methods)
+    heads: Tensor  # factor of each task's own head gradient
+    state: list[Tensor]  # the method's new state
+    gramian: Tensor
+
+
 def gramian_step(
-    balancing: Balancing,
-    pieces: list[Tensor],
-    losses: Tensor,
-    counts: Tensor,
-) -> tuple[Tensor, list[Tensor], Tensor]:
-    """Weights of a Gramian method from Jacobian pieces: (weights, new
-    state, Gramian)."""
+    balancing: Balancing, pieces: list[Tensor], losses: Tensor, counts: Tensor
+) -> Step:
+    """Weights of a Gramian method from Jacobian pieces."""
     g = gramian(pieces)
     k = balancing.num_tasks
-    w, new_state = balancing.call_host(
-        balancing.gramian_host(), g, losses, counts, (k,)
+    out, new_state = balancing.call_host(
+        balancing.gramian_host(), g, losses, counts, (2 * k,)
     )
-    return w, new_state, g
+    return Step([], out[:k], out[k:], new_state, g)
 
 
 def jacobian_step(
-    balancing: Balancing,
-    pieces: list[Tensor],
-    losses: Tensor,
-    counts: Tensor,
-) -> tuple[list[Tensor], Tensor, list[Tensor], Tensor]:
-    """Update of a Jacobian method: (update pieces, effective weights, new
-    state, Gramian)."""
+    balancing: Balancing, pieces: list[Tensor], losses: Tensor, counts: Tensor
+) -> Step:
+    """Update of a Jacobian method from Jacobian pieces."""
     jac = flatten(pieces)
     n = int(jac.shape[1])
     k = balancing.num_tasks
-    host = balancing.jacobian_host()
+    out, new_state = balancing.call_host(
+        balancing.jacobian_host(), jac, losses, counts, (n + 2 * k,)
+    )
+    return Step(
+        unflatten(out[:n], pieces),
+        out[n : n + k],
+        out[n + k :],
+        new_state,
+        gramian(pieces),
+    )
 
-    def with_weights(first: np.ndarray, *rest: np.ndarray) -> list:
-        update, *state = host(first, *rest)
-        # The weights w with J^T w closest to the update: what the method
-        # gives each task, for the `weight/<task>` metrics.
-        weights = np.linalg.lstsq(np.asarray(first, np.float64).T, update, rcond=None)[
-            0
-        ]
-        return [np.concatenate([update, weights.astype(np.float32)]), *state]
 
-    out, new_state = balancing.call_host(with_weights, jac, losses, counts, (n + k,))
-    update = unflatten(out[:n], pieces)
-    return update, out[n:], new_state, gramian(pieces)
+def _add(a: list[Tensor], b: list[Tensor] | None) -> list[Tensor]:
+    return a if b is None else [x + y for x, y in zip(a, b, strict=True)]
+
+
+def decide(
+    balancing: Balancing,
+    jz: list[Tensor],
+    losses: Tensor,
+    counts: Tensor,
+    through_encoder: Any,
+    encoder_jacobian: Any,
+    encoder_reg: Any,
+    cond: Any,
+) -> tuple[list[Tensor], Step]:
+    """The update of the shared variables for one step, on any backend.
+
+    Args:
+        balancing: The balancing of the model.
+        jz: Per-task gradients of the shared representation, pieces of
+            shape (tasks, ...).
+        losses: The (weighted) task losses, shape (tasks,).
+        counts: Labelled samples per task in the batch.
+        through_encoder: dz pieces -> gradients of the shared variables
+            (one backward pass through the encoder, layer losses included).
+        encoder_jacobian: jz -> per-task gradients of the shared variables,
+            pieces of shape (tasks, *variable shape).
+        encoder_reg: () -> gradients of the encoder's layer losses, or None.
+        cond: The backend's conditional, `cond(pred, true_fn, false_fn)`.
+
+    Returns:
+        The gradients of the shared variables and the method's `Step`.
+    """
+    method = balancing.balancer
+    store = balancing.state
+    representation = balancing.mode == "representation"
+    if method.level == "jacobian":
+        if representation:
+            step = jacobian_step(balancing, jz, losses, counts)
+            return through_encoder(step.shared), step
+        step = jacobian_step(balancing, encoder_jacobian(jz), losses, counts)
+        return _add(step.shared, encoder_reg()), step
+
+    def recompute() -> tuple[list[Tensor], Step]:
+        if representation:
+            step = gramian_step(balancing, jz, losses, counts)
+            return through_encoder(combine(step.weights, jz)), step
+        pieces = encoder_jacobian(jz)
+        step = gramian_step(balancing, pieces, losses, counts)
+        return _add(combine(step.weights, pieces), encoder_reg()), step
+
+    def reuse() -> tuple[list[Tensor], Step]:
+        weights = store.last_weights.value
+        step = Step(
+            [],
+            weights,
+            store.last_heads.value,
+            store.values(),
+            store.last_gramian.value,
+        )
+        return through_encoder(combine(weights, jz)), step
+
+    if balancing.update_every == 1:
+        return recompute()
+    due = ops.equal(ops.mod(store.step.value, balancing.update_every), 0)
+    return cond(due, recompute, reuse)
+
+
+def new_state_values(balancing: Balancing, step: Step) -> list[tuple[Any, Tensor]]:
+    """(variable, new value) for every state variable after a step."""
+    store = balancing.state
+    pairs = list(zip(store.state_variables, step.state, strict=True))
+    pairs += [
+        (store.step, store.step.value + 1),
+        (store.last_weights, step.weights),
+        (store.last_heads, step.heads),
+        (store.last_gramian, step.gramian),
+    ]
+    return [(v, ops.reshape(ops.cast(x, v.dtype), v.shape)) for v, x in pairs]
 
 
 def record(

@@ -78,6 +78,13 @@ class Balancer:
         """Constructor arguments: `balancers.get(key, **config)` rebuilds it."""
         return {}
 
+    def head_factors(self, losses: Array, weights: Array) -> Array:
+        """What each task's own head gradient is multiplied by (gradient
+        methods). Default 1: a head learns from its own loss, whatever
+        the weights of the shared update."""
+        del weights
+        return np.ones(len(losses))
+
     @property
     def seed(self) -> int | None:
         return getattr(self, "_seed", None)
