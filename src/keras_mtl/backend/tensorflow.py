@@ -1,0 +1,107 @@
+"""TensorFlow: per-task gradients with a persistent GradientTape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_mtl import balancing as bal
+from keras_mtl.backend.jax import heads_inputs
+
+
+def host_call(
+    fn: Callable[..., Sequence[Any]], inputs: Sequence[Any], shapes: Sequence[tuple]
+) -> list[Any]:
+    def run(*arrays: Any) -> list[np.ndarray]:
+        return [np.asarray(o, np.float32) for o in fn(*arrays)]
+
+    outs = tf.numpy_function(
+        run,
+        [tf.convert_to_tensor(i) for i in inputs],
+        [tf.float32] * len(shapes),
+        stateful=True,
+    )
+    return [tf.ensure_shape(o, s) for o, s in zip(outs, shapes, strict=True)]
+
+
+def _zeros_for_none(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]:
+    return [
+        tf.zeros(v.shape, v.dtype) if g is None else g
+        for g, v in zip(grads, variables, strict=True)
+    ]
+
+
+def train_step(model: Any, data: Any) -> dict:
+    balancing: bal.Balancing = model._balancing
+    split = balancing.split
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    enc, heads = split.encoder, split.heads
+    enc_vars = list(enc.trainable_variables)
+    head_vars = list(heads.trainable_variables)
+    with tf.GradientTape(persistent=True) as tape:
+        z = enc(x, training=True)
+        z = list(z) if isinstance(z, list | tuple) else [z]
+        enc_reg = tf.add_n(enc.losses) if enc.losses else None
+        preds = heads(heads_inputs(model, split, x, z), training=True)
+        losses, counts = model.task_losses(y, preds, sample_weight)
+        task_l = bal.weighted_losses(model, losses)
+        head_reg = tf.add_n(heads.losses) if heads.losses else None
+    jz = tape.jacobian(task_l, z)
+    jh = _zeros_for_none(
+        tape.jacobian(task_l, head_vars),
+        [tf.zeros((balancing.num_tasks, *v.shape)) for v in head_vars],
+    )
+
+    def through_encoder(dz: list[Any]) -> list[Any]:
+        targets, cots = list(z), list(dz)
+        if enc_reg is not None:
+            targets.append(enc_reg)
+            cots.append(tf.ones_like(enc_reg))
+        return _zeros_for_none(
+            tape.gradient(targets, enc_vars, output_gradients=cots), enc_vars
+        )
+
+    def encoder_jacobian(pieces: list[Any]) -> list[Any]:
+        rows = [
+            _zeros_for_none(
+                tape.gradient(z, enc_vars, output_gradients=[p[t] for p in pieces]),
+                enc_vars,
+            )
+            for t in range(balancing.num_tasks)
+        ]
+        return [tf.stack(column) for column in zip(*rows, strict=True)]
+
+    def encoder_reg() -> list[Any] | None:
+        if enc_reg is None:
+            return None
+        return _zeros_for_none(tape.gradient(enc_reg, enc_vars), enc_vars)
+
+    shared, step = bal.decide(
+        balancing,
+        jz,
+        task_l,
+        tf.stack(counts),
+        through_encoder,
+        encoder_jacobian,
+        encoder_reg,
+        lambda pred, a, b: tf.cond(pred, a, b),
+    )
+    head_grads = bal.combine(step.heads, jh)
+    if head_reg is not None:
+        reg = _zeros_for_none(tape.gradient(head_reg, head_vars), head_vars)
+        head_grads = [g + r for g, r in zip(head_grads, reg, strict=True)]
+    del tape
+    by_id = {id(v): g for v, g in zip(enc_vars, shared, strict=True)}
+    by_id.update({id(v): g for v, g in zip(head_vars, head_grads, strict=True)})
+    variables = model.trainable_variables
+    grads = [by_id.get(id(v), tf.zeros(v.shape, v.dtype)) for v in variables]
+    model.optimizer.apply(grads, variables)
+    for var, value in bal.new_state_values(balancing, step):
+        var.assign(value)
+    batch = tf.shape(tf.nest.flatten(x)[0])[0]
+    bal.record(model, balancing, losses, counts, step.weights, step.gramian, batch)
+    return model.compute_metrics(x, y, preds, sample_weight)

@@ -1,0 +1,138 @@
+"""PyTorch: per-task gradients by batched `torch.autograd.grad`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import torch
+
+from keras_mtl import balancing as bal
+from keras_mtl.backend.jax import heads_inputs
+
+
+def host_call(
+    fn: Callable[..., Sequence[Any]], inputs: Sequence[Any], shapes: Sequence[tuple]
+) -> list[Any]:
+    arrays = [
+        t.detach().cpu().numpy() if torch.is_tensor(t) else np.asarray(t)
+        for t in inputs
+    ]
+    device = next((t.device for t in inputs if torch.is_tensor(t)), "cpu")
+    return [
+        torch.as_tensor(np.asarray(o, np.float32).reshape(s), device=device)
+        for o, s in zip(fn(*arrays), shapes, strict=True)
+    ]
+
+
+def _filled(grads: Sequence[Any], shapes: Sequence[tuple], device: Any) -> list[Any]:
+    return [
+        torch.zeros(s, device=device) if g is None else g
+        for g, s in zip(grads, shapes, strict=True)
+    ]
+
+
+def train_step(model: Any, data: Any) -> dict:
+    balancing: bal.Balancing = model._balancing
+    split = balancing.split
+    k = balancing.num_tasks
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    enc, heads = split.encoder, split.heads
+    enc_params = [v.value for v in enc.trainable_variables]
+    head_params = [v.value for v in heads.trainable_variables]
+    z = enc(x, training=True)
+    z = list(z) if isinstance(z, list | tuple) else [z]
+    enc_reg = sum(enc.losses) if enc.losses else None
+    detached = [t.detach().requires_grad_(True) for t in z]
+    preds = heads(heads_inputs(model, split, x, detached), training=True)
+    losses, counts = model.task_losses(y, preds, sample_weight)
+    task_l = bal.weighted_losses(model, losses)
+    head_reg = sum(heads.losses) if heads.losses else None
+    device = task_l.device
+    eye = torch.eye(k, device=device, dtype=task_l.dtype)
+    grads = torch.autograd.grad(
+        task_l,
+        detached + head_params,
+        grad_outputs=eye,
+        is_grads_batched=True,
+        retain_graph=True,
+        allow_unused=True,
+    )
+    jz = _filled(grads[: len(z)], [(k, *t.shape) for t in z], device)
+    jh = _filled(grads[len(z) :], [(k, *p.shape) for p in head_params], device)
+    enc_shapes = [tuple(p.shape) for p in enc_params]
+
+    def through_encoder(dz: list[Any]) -> list[Any]:
+        targets, cots = list(z), list(dz)
+        if enc_reg is not None:
+            targets.append(enc_reg)
+            cots.append(torch.ones_like(enc_reg))
+        out = torch.autograd.grad(
+            targets, enc_params, grad_outputs=cots, retain_graph=True, allow_unused=True
+        )
+        return _filled(out, enc_shapes, device)
+
+    def encoder_jacobian(pieces: list[Any]) -> list[Any]:
+        out = torch.autograd.grad(
+            z,
+            enc_params,
+            grad_outputs=pieces,
+            is_grads_batched=True,
+            retain_graph=True,
+            allow_unused=True,
+        )
+        return _filled(out, [(k, *s) for s in enc_shapes], device)
+
+    def encoder_reg() -> list[Any] | None:
+        if enc_reg is None:
+            return None
+        out = torch.autograd.grad(
+            enc_reg, enc_params, retain_graph=True, allow_unused=True
+        )
+        return _filled(out, enc_shapes, device)
+
+    def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
+        return when_true() if bool(pred) else when_false()
+
+    shared, step = bal.decide(
+        balancing,
+        jz,
+        task_l.detach(),
+        torch.stack(counts),
+        through_encoder,
+        encoder_jacobian,
+        encoder_reg,
+        cond,
+    )
+    head_grads = bal.combine(step.heads, jh)
+    if head_reg is not None:
+        reg = torch.autograd.grad(head_reg, head_params, allow_unused=True)
+        head_grads = [
+            g if r is None else g + r for g, r in zip(head_grads, reg, strict=True)
+        ]
+    by_id = {id(v): g for v, g in zip(enc.trainable_variables, shared, strict=True)}
+    by_id.update(
+        {id(v): g for v, g in zip(heads.trainable_variables, head_grads, strict=True)}
+    )
+    variables = model.trainable_variables
+    grads = [
+        by_id.get(id(v), torch.zeros(tuple(v.shape), device=device)) for v in variables
+    ]
+    with torch.no_grad():
+        model.optimizer.apply([g.detach() for g in grads], variables)
+        for var, value in bal.new_state_values(balancing, step):
+            var.assign(value)
+    batch = keras.tree.flatten(x)[0].shape[0]
+    with torch.no_grad():
+        bal.record(
+            model,
+            balancing,
+            [loss.detach() for loss in losses],
+            counts,
+            step.weights,
+            step.gramian,
+            batch,
+        )
+        return model.compute_metrics(x, y, [p.detach() for p in preds], sample_weight)
