@@ -252,8 +252,8 @@ class Balancing:
             epoch: np.ndarray,
             *state: np.ndarray,
         ) -> list:
-            ctx = context(balancer.seed, int(step), int(epoch))
             present = np.asarray(counts) > 0
+            ctx = context(balancer.seed, int(step), int(epoch), present)
             restored = _restore(template, list(state))
             losses = np.asarray(losses, np.float64)
             first = np.asarray(first, np.float64)

@@ -94,7 +94,6 @@ def train_step(model: Any, data: Any) -> dict:
     if head_reg is not None:
         reg = _zeros_for_none(tape.gradient(head_reg, head_vars), head_vars)
         head_grads = [g + r for g, r in zip(head_grads, reg, strict=True)]
-    del tape
     by_id = {id(v): g for v, g in zip(enc_vars, shared, strict=True)}
     by_id.update({id(v): g for v, g in zip(head_vars, head_grads, strict=True)})
     variables = model.trainable_variables

@@ -38,16 +38,28 @@ class Context(NamedTuple):
         epoch: The current epoch (0 first).
         rng: A generator seeded by the method's seed and `step`, so random
             methods are reproducible and resume exactly.
+        present: Which tasks have labels in this batch (stateful methods
+            see every task and must leave the absent ones alone; stateless
+            methods only ever see the present ones).
     """
 
     step: int
     epoch: int
     rng: np.random.Generator
+    present: np.ndarray | None = None
+
+    def mask(self, k: int) -> np.ndarray:
+        """`present`, or all True."""
+        return (
+            np.ones(k, bool) if self.present is None else np.asarray(self.present, bool)
+        )
 
 
-def context(seed: int | None, step: int = 0, epoch: int = 0) -> Context:
+def context(
+    seed: int | None, step: int = 0, epoch: int = 0, present: np.ndarray | None = None
+) -> Context:
     """The `Context` of a step: the generator depends on (seed, step) only."""
-    return Context(step, epoch, np.random.default_rng([seed or 0, step]))
+    return Context(step, epoch, np.random.default_rng([seed or 0, step]), present)
 
 
 class Balancer:

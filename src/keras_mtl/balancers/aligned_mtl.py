@@ -1,0 +1,62 @@
+"""Aligned-MTL: align the principal components of the task gradients."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from keras_mtl.balancers.base import Array, Context, GramianWeighting
+
+SCALES = ("min", "median", "rmse")
+
+
+class AlignedMTL(GramianWeighting):
+    """Aligned-MTL (Senushkin et al. 2023, https://arxiv.org/abs/2305.19000).
+
+    Makes the gradient system well conditioned: with G = V diag(l) V^T,
+    the rows are whitened (V diag(l^-1/2) V^T) and rescaled so that every
+    principal direction gets the same magnitude sqrt(s), s the smallest
+    kept eigenvalue (`"min"`), their lower median or their mean (`"rmse"`).
+    Weights w = B (1/k) with B = sqrt(s) V_r diag(l_r^-1/2) V_r^T over the
+    numerically non-zero eigenvalues.
+
+    Args:
+        scale: `"min"`, `"median"` or `"rmse"`.
+
+    Example:
+    >>> AlignedMTL().aggregate([[-4.0, 1, 1], [6, 1, 1]]).round(4).tolist()
+    [0.2133, 0.9673, 0.9673]
+    """
+
+    key = "aligned_mtl"
+    claims = frozenset({"permutation_invariant"})
+
+    def __init__(self, scale: str = "min") -> None:
+        if scale not in SCALES:
+            raise ValueError(
+                f"AlignedMTL: scale must be one of {', '.join(SCALES)}, got {scale!r}."
+            )
+        self.scale = scale
+
+    def weigh(
+        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    ) -> tuple[Array, NamedTuple]:
+        k = len(gramian)
+        values, vectors = np.linalg.eigh((gramian + gramian.T) / 2)
+        tol = float(values.max(initial=0.0)) * k * float(np.finfo(np.float32).eps)
+        keep = values > tol
+        if not keep.any():
+            return np.zeros(k), state
+        kept, basis = values[keep], vectors[:, keep]
+        if self.scale == "min":
+            s = float(kept.min())
+        elif self.scale == "median":
+            s = float(np.sort(kept)[(len(kept) - 1) // 2])  # the lower median
+        else:
+            s = float(kept.mean())
+        b = np.sqrt(s) * (basis / np.sqrt(kept)) @ basis.T
+        return b @ np.full(k, 1.0 / k), state
+
+    def get_config(self) -> dict[str, Any]:
+        return {"scale": self.scale}

@@ -1,0 +1,42 @@
+"""ConFIG: a conflict-free direction with equal cosine to every task."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.gramian import norms
+
+
+class ConFIG(GramianWeighting):
+    """ConFIG (Liu et al. 2024, https://arxiv.org/abs/2408.11104, Eq. 2).
+
+    The direction u with the same cosine to every task gradient (the
+    minimum-norm solution x of U x = 1 for the unit gradients U, normalised),
+    scaled by the sum of the gradients' projections on it:
+    d = (sum_i g_i . u) u. In weight space x = J^T a with
+    a = D^-1 (D^-1 G D^-1)^+ 1, D the gradient norms.
+
+    Example:
+    >>> ConFIG().aggregate([[-4.0, 1, 1], [6, 1, 1]]).round(4).tolist()
+    [0.1588, 2.0706, 2.0706]
+    """
+
+    key = "config"
+    claims = frozenset({"permutation_invariant", "scale_invariant"})
+
+    def weigh(
+        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    ) -> tuple[Array, NamedTuple]:
+        k = len(gramian)
+        n = norms(gramian)
+        inverse = np.where(n > 0, 1.0 / np.where(n > 0, n, 1.0), 0.0)
+        unit = gramian * np.outer(inverse, inverse)
+        a = inverse * (np.linalg.pinv(unit, rcond=1e-12, hermitian=True) @ np.ones(k))
+        squared = float(a @ gramian @ a)
+        if squared <= 1e-300:
+            return np.zeros(k), state
+        length = float(np.ones(k) @ gramian @ a)
+        return (length / squared) * a, state

@@ -1,0 +1,51 @@
+"""FairGrad: alpha-fair allocation of improvement between the tasks."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from keras_mtl.balancers import power_balance
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, check_positive
+
+
+class FairGrad(GramianWeighting):
+    """FairGrad (Ban & Ji 2024, https://arxiv.org/abs/2402.15638).
+
+    The update d = J^T w maximises sum_i u(g_i . d) for the alpha-fair
+    utility u: its weights solve G w = w^(-1/alpha). alpha = 1 is
+    proportional fairness (Nash-MTL's condition, without its
+    normalisation), larger alpha approaches max-min fairness. Each task's
+    head learns from its loss weighted by w_i, as in the reference code.
+
+    Args:
+        alpha: The fairness exponent (> 0).
+
+    Example:
+    >>> w = FairGrad().weights([[-4.0, 1, 1], [6, 1, 1]])
+    >>> (w * (np.array([[18.0, -22], [-22, 38]]) @ w)).round(6).tolist()
+    [1.0, 1.0]
+    """
+
+    key = "fairgrad"
+    claims = frozenset({"non_conflicting", "permutation_invariant"})
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        check_positive(self, alpha=alpha)
+        self.alpha = float(alpha)
+
+    def weigh(
+        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    ) -> tuple[Array, NamedTuple]:
+        k = len(gramian)
+        scale = float(np.max(np.abs(np.diag(gramian)), initial=0.0))
+        if scale <= 1e-300 or np.any(np.diag(gramian) <= 1e-12 * scale):
+            return np.zeros(k), state
+        return power_balance.solve(gramian, alpha=self.alpha), state
+
+    def head_factors(self, losses: Array, weights: Array) -> Array:
+        return weights
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}

@@ -1,0 +1,86 @@
+"""FAMO: fast adaptive multitask optimisation with O(1) space and time."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from keras_mtl.balancers.base import Array, Context, LossWeighting, check_positive
+
+
+class FAMOState(NamedTuple):
+    logits: Array
+    m: Array  # Adam moments of the logits
+    v: Array
+    previous: Array  # last step's losses
+    updates: Array  # Adam steps taken
+
+
+class FAMO(LossWeighting):
+    """FAMO (Liu et al. 2023, https://arxiv.org/abs/2306.03792).
+
+    Minimises sum_i z_i log L_i with z = softmax(logits): the gradient weighs
+    task i by z_i / (c L_i), c = sum_j z_j / L_j, so every task's log-loss
+    should fall at the same rate. The logits learn from how much each
+    log-loss actually fell: delta_i = log L_i(previous) - log L_i(now), one
+    Adam step on the logits along z * (delta - z.delta) plus weight decay.
+
+    Here delta uses the next step's batch instead of a second forward pass
+    of the same batch after the update (the paper's choice): FAMO keeps the
+    cost of one forward and one backward pass per step.
+
+    Args:
+        lr: Learning rate of the logits (Adam).
+        weight_decay: L2 decay of the logits.
+        eps: Added to the losses inside the logarithm.
+    """
+
+    key = "famo"
+    claims = frozenset({"permutation_invariant"})
+
+    def __init__(
+        self, lr: float = 0.025, weight_decay: float = 1e-3, eps: float = 1e-8
+    ) -> None:
+        check_positive(self, lr=lr, eps=eps)
+        if weight_decay < 0:
+            raise ValueError(f"FAMO: weight_decay must be >= 0, got {weight_decay}.")
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.eps = float(eps)
+
+    def init(self, num_tasks: int, dim: int = 0) -> FAMOState:
+        z = np.zeros(num_tasks)
+        return FAMOState(z, z, z, np.full(num_tasks, np.nan), np.asarray(0.0))
+
+    def weigh(
+        self, losses: Array, state: FAMOState, ctx: Context
+    ) -> tuple[Array, FAMOState]:
+        present = ctx.mask(len(losses))
+        logits, m, v, t = state.logits, state.m, state.v, float(state.updates)
+        usable = present & ~np.isnan(state.previous)
+        if usable.any():
+            z = _softmax(logits)
+            delta = np.zeros(len(losses))
+            delta[usable] = np.log(state.previous[usable] + self.eps) - np.log(
+                losses[usable] + self.eps
+            )
+            grad = z * (delta - z @ delta) + self.weight_decay * logits
+            t += 1
+            m = 0.9 * m + 0.1 * grad
+            v = 0.999 * v + 0.001 * grad**2
+            step = self.lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+            logits = logits - step
+        previous = np.where(present, losses, state.previous)
+        z = _softmax(logits)
+        inverse = np.where(present, z / (losses + self.eps), 0.0)
+        weights = inverse / max(float(inverse.sum()), 1e-300)
+        return weights, FAMOState(logits, m, v, previous, np.asarray(t))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "eps": self.eps}
+
+
+def _softmax(x: Array) -> Array:
+    e = np.exp(x - x.max())
+    return e / e.sum()

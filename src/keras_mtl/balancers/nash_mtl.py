@@ -1,0 +1,63 @@
+"""Nash-MTL: the Nash bargaining solution between the tasks."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from keras_mtl.balancers import power_balance
+from keras_mtl.balancers.base import Array, Context, GramianWeighting
+
+
+class NashMTL(GramianWeighting):
+    """Nash-MTL (Navon et al. 2022, https://arxiv.org/abs/2202.01017).
+
+    The update d = J^T a that maximises sum_i log(g_i . d) under ||d|| <= 1:
+    a solves G a = 1 / a (elementwise), here exactly (see `power_balance`)
+    on the Gramian normalised by its Frobenius norm, as in the reference
+    code. The shared update is then clipped to norm `max_norm`; each
+    task's head learns from its loss weighted by a_i, as in the reference
+    code. Costly; `compile(update_every=k)` recomputes a every k steps.
+
+    Args:
+        max_norm: Clip the shared update to this norm (0: no clipping).
+
+    Example:
+    >>> NashMTL().aggregate([[-4.0, 1, 1], [6, 1, 1]]).round(4).tolist()
+    [0.0542, 0.7061, 0.7061]
+    """
+
+    key = "nash_mtl"
+    claims = frozenset({"non_conflicting", "permutation_invariant"})
+
+    def __init__(self, max_norm: float = 1.0) -> None:
+        if max_norm < 0:
+            raise ValueError(f"NashMTL: max_norm must be >= 0, got {max_norm}.")
+        self.max_norm = float(max_norm)
+
+    def _alpha(self, gramian: Array) -> Array:
+        frobenius = float(np.linalg.norm(gramian))
+        k = len(gramian)
+        if frobenius <= 1e-300 or np.any(np.diag(gramian) <= 1e-12 * frobenius):
+            # A zero gradient leaves no bargaining room.
+            return np.zeros(k)
+        return power_balance.solve(gramian / frobenius, alpha=1.0)
+
+    def weigh(
+        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    ) -> tuple[Array, NamedTuple]:
+        alpha = self._alpha(gramian)
+        norm = np.sqrt(max(float(alpha @ gramian @ alpha), 0.0))
+        if self.max_norm > 0 and norm > self.max_norm:
+            alpha = alpha * (self.max_norm / norm)
+        return alpha, state
+
+    def head_factors(self, losses: Array, weights: Array) -> Array:
+        # The reference code weighs every head by a_i before clipping; the
+        # clipping factor is common to all tasks, so the heads get a_i up to
+        # that factor: here the unclipped a is not kept, the clipped one is.
+        return weights
+
+    def get_config(self) -> dict[str, Any]:
+        return {"max_norm": self.max_norm}
