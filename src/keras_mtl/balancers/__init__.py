@@ -82,7 +82,7 @@ def get(balancer: Any, **params: Any) -> Balancer:
 
     Example:
     >>> get("upgrad")
-    UPGrad(norm_eps=0.0001, reg_eps=0.0001)
+    UPGrad(norm_eps=0.0, reg_eps=0.0001)
     """
     if isinstance(balancer, Balancer):
         return balancer

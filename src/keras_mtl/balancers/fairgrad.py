@@ -39,13 +39,17 @@ class FairGrad(GramianWeighting):
         self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
         k = len(gramian)
-        scale = float(np.max(np.abs(np.diag(gramian)), initial=0.0))
-        if scale <= 1e-300 or np.any(np.diag(gramian) <= 1e-12 * scale):
+        trace = float(np.trace(gramian))
+        if trace <= 1e-300 or np.any(np.diag(gramian) <= 1e-12 * trace):
             return np.zeros(k), state
-        return power_balance.solve(gramian, alpha=self.alpha), state
+        # Solve at unit trace, then rescale: w(tG) = t^(-alpha/(alpha+1)) w(G).
+        w = power_balance.solve(gramian / trace, alpha=self.alpha)
+        if w is None:  # a Pareto-stationary point: the update's limit is zero
+            return np.zeros(k), state
+        return w * trace ** (-self.alpha / (self.alpha + 1.0)), state
 
     def head_factors(self, losses: Array, weights: Array) -> Array:
-        return weights
+        return weights if np.any(weights) else np.ones(len(weights))
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha}

@@ -9,9 +9,9 @@ Array = np.ndarray
 
 def normalize(gramian: Array, eps: float) -> Array:
     """G divided by its trace (the Gramian of J scaled to unit Frobenius
-    norm); zero when the trace is below `eps`."""
+    norm); zero when the trace is at most `eps`."""
     trace = float(np.trace(gramian))
-    if trace < eps:
+    if trace <= eps:
         return np.zeros_like(gramian)
     return gramian / trace
 

@@ -30,7 +30,7 @@ class MGDA(GramianWeighting):
         normalization: `"none"`, `"l2"`, `"loss"` or `"loss+"`.
 
     Example:
-    >>> MGDA().aggregate([[-4.0, 1, 1], [6, 1, 1]]).round(4).tolist()
+    >>> (MGDA().aggregate([[-4.0, 1, 1], [6, 1, 1]]).round(4) + 0.0).tolist()
     [0.0, 1.0, 1.0]
     """
 

@@ -42,7 +42,10 @@ class NashMTL(GramianWeighting):
         if frobenius <= 1e-300 or np.any(np.diag(gramian) <= 1e-12 * frobenius):
             # A zero gradient leaves no bargaining room.
             return np.zeros(k)
-        return power_balance.solve(gramian / frobenius, alpha=1.0)
+        alpha = power_balance.solve(gramian / frobenius, alpha=1.0)
+        # No solution: a positive combination of the gradients is zero (a
+        # Pareto-stationary point), where the update's limit is zero.
+        return np.zeros(k) if alpha is None else alpha
 
     def weigh(
         self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
@@ -54,10 +57,9 @@ class NashMTL(GramianWeighting):
         return alpha, state
 
     def head_factors(self, losses: Array, weights: Array) -> Array:
-        # The reference code weighs every head by a_i before clipping; the
-        # clipping factor is common to all tasks, so the heads get a_i up to
-        # that factor: here the unclipped a is not kept, the clipped one is.
-        return weights
+        # As in the reference code, each head learns from a_i L_i (here the
+        # clipped a_i; at a stationary point, where a = 0, from L_i).
+        return weights if np.any(weights) else np.ones(len(weights))
 
     def get_config(self) -> dict[str, Any]:
         return {"max_norm": self.max_norm}

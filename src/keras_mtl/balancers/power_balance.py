@@ -59,15 +59,16 @@ def _newton(g: Array, alpha: float, tol: float, max_iter: int) -> tuple[Array, b
 
 def solve(
     g: Array, alpha: float = 1.0, tol: float = 1e-12, max_iter: int = 100
-) -> Array:
-    """The w > 0 with (G w)_i = w_i^(-1/alpha) for all i.
+) -> Array | None:
+    """The w > 0 with (G w)_i = w_i^(-1/alpha) for all i, or None.
 
-    When no solution exists (gradients that cancel with positive weights,
-    so no direction improves every task), the equations are solved for
-    G + 1e-4 (trace(G) / k) I instead: the weights stay bounded.
+    There is no solution when a positive combination of the gradients is
+    zero (a Pareto-stationary point: no direction improves every task); the
+    problem is then unbounded and None is returned.
 
     Args:
-        g: A positive semi-definite matrix with a positive diagonal.
+        g: A positive semi-definite matrix with a positive diagonal, of
+            moderate scale (normalise it first).
         alpha: The fairness exponent (> 0).
         tol: Stop when the Newton decrement falls below this.
         max_iter: At most this many Newton steps.
@@ -76,9 +77,11 @@ def solve(
     >>> w = solve(np.array([[2.0, 0.0], [0.0, 0.5]]))
     >>> (w * (np.array([[2.0, 0.0], [0.0, 0.5]]) @ w)).round(8).tolist()
     [1.0, 1.0]
+    >>> solve(np.array([[1.0, -1.0], [-1.0, 1.0]])) is None
+    True
     """
     w, converged = _newton(g, alpha, tol, max_iter)
-    if converged:
-        return w
-    reg = 1e-4 * float(np.trace(g)) / len(g)
-    return _newton(g + reg * np.eye(len(g)), alpha, tol, max_iter)[0]
+    # An unbounded problem can look converged (the barrier flattens as w
+    # grows); a true solution satisfies the equations themselves.
+    residual = np.max(np.abs(w ** (1.0 / alpha) * (g @ w) - 1.0))
+    return w if converged and residual < 1e-4 else None

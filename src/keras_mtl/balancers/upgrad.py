@@ -22,7 +22,8 @@ class UPGrad(GramianWeighting):
     regularised Gramian.
 
     Args:
-        norm_eps: Below this trace the Gramian counts as zero.
+        norm_eps: At or below this trace the Gramian counts as zero (the
+            default 0 keeps the method scale-invariant at every scale).
         reg_eps: Added to the normalised Gramian's diagonal.
 
     Example:
@@ -33,8 +34,12 @@ class UPGrad(GramianWeighting):
     key = "upgrad"
     claims = frozenset({"non_conflicting", "permutation_invariant", "scale_invariant"})
 
-    def __init__(self, norm_eps: float = 1e-4, reg_eps: float = 1e-4) -> None:
-        check_positive(self, norm_eps=norm_eps, reg_eps=reg_eps)
+    def __init__(self, norm_eps: float = 0.0, reg_eps: float = 1e-4) -> None:
+        check_positive(self, reg_eps=reg_eps)
+        if norm_eps < 0:
+            raise ValueError(
+                f"{type(self).__name__}: norm_eps must be >= 0, got {norm_eps}."
+            )
         self.norm_eps = float(norm_eps)
         self.reg_eps = float(reg_eps)
 
