@@ -228,7 +228,7 @@ class MultiTaskModel(keras.Model):
             # Replace, not add: Keras tracks layers set as attributes.
             if old in self._layers:
                 self._layers.remove(old)
-            object.__delattr__(self, "balancer_state")
+            delattr(self, "balancer_state")
         balancing = None
         if balancer is not None:
             balancing = balancing_module.build(

@@ -57,7 +57,8 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
         )
         has_reg["encoder"] = bool(reg)
         total = sum(reg) if reg else jnp.zeros((), jnp.float32)
-        return (list(z), total), new_n
+        z = list(z) if isinstance(z, list | tuple) else [z]
+        return (z, total), new_n
 
     (z, _), enc_vjp, enc_n_new = jax.vjp(encoder_fn, enc_t, has_aux=True)
 

@@ -1,0 +1,196 @@
+"""Balancers inside training, on the backend KERAS_BACKEND names."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mtl import MultiTaskModel, Task, balancers, build_model
+from keras_mtl.balancers.base import GramianWeighting
+from layer_checks import as_numpy
+
+pytestmark = pytest.mark.model
+
+ALL = sorted(balancers.BALANCERS)
+GRADIENT = sorted(n for n, c in balancers.BALANCERS.items() if c.level != "loss")
+PARAMS = {"fixed": {"weights": [1.0, 2.0, 0.5]}}
+
+
+def _model(tasks=("a", "b", "c"), hidden=6):
+    return build_model(
+        {"x": (5,)},
+        keras.layers.Dense(hidden, activation="tanh", name="shared"),
+        [Task(t) for t in tasks],
+    )
+
+
+def _data(rng, n=64, tasks=("a", "b", "c")):
+    x = rng.normal(size=(n, 5)).astype("float32")
+    y = {t: (x[:, i] > 0).astype("float32") for i, t in enumerate(tasks)}
+    return x, y
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_balancer_trains(name, rng):
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  balancer=balancers.get(name, **PARAMS.get(name, {})))
+    x, y = _data(rng)
+    before = model.evaluate(x, y, return_dict=True, verbose=0)
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0).history
+    after = model.evaluate(x, y, return_dict=True, verbose=0)
+    assert np.all(np.isfinite(history["loss"]))
+    for task in ("a", "b", "c"):
+        assert np.isfinite(history[f"weight/{task}"]).all()
+    assert "weight/a" not in after  # balancer metrics belong to training
+    if name not in ("graddrop", "rlw"):
+        assert after["loss"] < before["loss"], (before["loss"], after["loss"])
+    assert int(as_numpy(model.balancer_state.step)) == 12
+    assert int(as_numpy(model.balancer_state.epoch)) == 2
+
+
+REPRESENTATION = [n for n in GRADIENT if balancers.BALANCERS[n].representation is True]
+
+
+@pytest.mark.parametrize("name", REPRESENTATION)
+def test_representation_level(name, rng):
+    model = _model()
+    model.compile(optimizer="adam", balancer=name, balance_mode="representation",
+                  cosine=True)
+    x, y = _data(rng)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert -1.0 <= history["cosine/a/b"][-1] <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(set(GRADIENT) - set(REPRESENTATION)))
+def test_representation_level_refused_with_the_reason(name):
+    with pytest.raises(ValueError, match="is not defined at the representation level: "
+                       ".*different batch of samples"):
+        _model().compile(balancer=name, balance_mode="representation")
+
+
+class _Ones(GramianWeighting):
+    """Weights 1: the balanced step must then equal plain Keras on the sum."""
+
+    key = "ones"
+
+    def weigh(self, gramian, losses, state, ctx):
+        return np.ones(len(gramian)), state
+
+
+def _plain_twin(model):
+    twin = keras.Model(model.input, [model.get_layer(t).output for t in model.task_names])
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+@pytest.mark.parametrize("balancer", ["ew", _Ones()], ids=["ew", "gradient-step"])
+@pytest.mark.parametrize("mode", ["parameter", "representation"])
+def test_equal_weights_match_plain_keras_after_20_steps(balancer, mode, rng):
+    if balancer == "ew" and mode == "representation":
+        pytest.skip("representation mode is for gradient methods")
+    keras.utils.set_random_seed(1)
+    model = _model()
+    twin = keras.models.clone_model(_plain_twin(model))
+    twin.set_weights(model.get_weights())
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
+                  balancer=balancer, balance_mode=mode)
+    twin.compile(optimizer=keras.optimizers.SGD(0.1), loss=["binary_crossentropy"] * 3)
+    x, y = _data(rng, n=320)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    twin.fit(x, [y[t] for t in model.task_names], batch_size=16, epochs=1,
+             shuffle=False, verbose=0)
+    ours = [w for w in model.get_weights()]
+    theirs = twin.get_weights()
+    assert len([w for w in ours if w.ndim]) >= len(theirs)
+    for a, b in zip(ours[: len(theirs)], theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_update_every_reuses_weights(rng):
+    model = _model()
+    model.compile(optimizer="adam", balancer="nash_mtl", update_every=3)
+    x, y = _data(rng, n=16)
+    seen = []
+    for _ in range(4):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        seen.append(as_numpy(model.balancer_state.last_weights).copy())
+    np.testing.assert_array_equal(seen[1], seen[0])
+    np.testing.assert_array_equal(seen[2], seen[0])
+    assert not np.array_equal(seen[3], seen[0])
+
+
+def test_state_is_saved_and_restored(rng, tmp_path):
+    model = _model()
+    model.compile(optimizer="adam", balancer=balancers.get("gradvac", beta=0.3, seed=4),
+                  cosine=True)
+    x, y = _data(rng)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    targets = as_numpy(model.balancer_state.state_variables[0])
+    assert np.any(targets != 0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, MultiTaskModel)
+    assert loaded._balancing.balancer == balancers.get("gradvac", beta=0.3, seed=4)
+    np.testing.assert_array_equal(as_numpy(loaded.balancer_state.state_variables[0]), targets)
+    assert int(as_numpy(loaded.balancer_state.step)) == 8
+    # Training resumes identically from the saved state.
+    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    loaded.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_uw_parameters_are_trained_and_saved(rng, tmp_path):
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(0.1), balancer="uw")
+    x, y = _data(rng)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    params = as_numpy(model.balancer_state.params)
+    assert not np.allclose(params, -0.5)
+    model.save(tmp_path / "uw.keras")
+    loaded = keras.models.load_model(tmp_path / "uw.keras")
+    np.testing.assert_array_equal(as_numpy(loaded.balancer_state.params), params)
+
+
+def test_a_task_without_labels_gets_no_weight(rng):
+    model = _model()
+    model.compile(optimizer="adam", balancer="mgda")
+    x, y = _data(rng, n=32)
+    y["c"][:] = np.nan
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+    assert history["weight/c"] == [0.0]
+    assert np.isfinite(history["loss"]).all()
+    assert history["weight/a"][0] + history["weight/b"][0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_recompiling_replaces_the_balancer(rng):
+    model = _model()
+    model.compile(balancer="uw")
+    model.compile(balancer="pcgrad")
+    paths = [v.path for v in model.variables if v.path.startswith("balancer_state")]
+    assert len(paths) == len(set(paths))
+    assert not any(p.endswith("params") for p in paths)
+    model.compile()
+    assert not any(v.path.startswith("balancer_state") for v in model.variables)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="Balancer 'uw' weighs losses and computes no task "
+                       "gradients: balance_mode='representation' does not apply to it."):
+        _model().compile(balancer="uw", balance_mode="representation")
+    separate = build_model(
+        {"x": (3,), "z": (3,)},
+        {"x": keras.layers.Dense(2), "z": keras.layers.Dense(2)},
+        [Task("a", inputs=["x"]), Task("b", inputs=["z"])],
+    )
+    with pytest.raises(ValueError, match="no variable of this model is shared"):
+        separate.compile(balancer="pcgrad")
+    with pytest.raises(ValueError, match="update_every applies to methods that weigh tasks "
+                       "from the Gramian; 'graddrop' returns an update vector."):
+        _model().compile(balancer="graddrop", update_every=2)
+    with pytest.raises(ValueError, match="give balancer=... too"):
+        _model().compile(cosine=True)

@@ -1,0 +1,185 @@
+"""Golden values: each method on small matrices, from its paper's definition.
+
+J_BASE = [[-4, 1, 1], [6, 1, 1]] (Gramian [[18, -22], [-22, 38]]) is the
+matrix of torchjd's value table; the values there match the definitions
+below to 4 decimals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keras_mtl import balancers
+from keras_mtl.balancers.base import context
+
+J_BASE = np.array([[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]])
+G_BASE = J_BASE @ J_BASE.T
+J3 = np.array([[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0], [1.0, -2.0, 3.0]])
+
+GOLDEN = [
+    ("mean", {}, J_BASE, [1.0, 1.0, 1.0]),
+    ("upgrad", {}, J_BASE, [0.2929, 1.9004, 1.9004]),
+    ("upgrad", {}, J3, [0.306550, 0.655730, 2.322397]),
+    ("dualproj", {}, J_BASE, [0.5563, 1.1109, 1.1109]),
+    ("dualproj", {}, J3, [0.482201, 0.129450, 1.796116]),
+    ("mgda", {}, J_BASE, [0.0, 1.0, 1.0]),
+    # Unit gradients: the min-norm weights are (1/2, 1/2) on g_i / ||g_i||.
+    ("mgda", {"normalization": "l2"}, J_BASE, [0.015262, 0.198962, 0.198962]),
+    ("pcgrad", {}, J_BASE, [0.5848, 3.8012, 3.8012]),  # (20/9) g1 + (30/19) g2
+    ("gradvac", {}, J_BASE, [0.5848, 3.8012, 3.8012]),  # first step = PCGrad
+    ("imtl_g", {}, J_BASE, [0.0767, 1.0, 1.0]),
+    ("imtl_g", {}, J3, [0.075440, 0.901660, 1.065560]),
+    ("aligned_mtl", {}, J_BASE, [0.2133, 0.9673, 0.9673]),
+    ("aligned_mtl", {"scale": "rmse"}, J_BASE, [0.576376, 2.614172, 2.614172]),
+    ("config", {}, J_BASE, [0.1588, 2.0706, 2.0706]),
+    ("config", {}, J3, [0.214422, 2.562780, 3.028629]),
+    ("cagrad", {"c": 0.5, "rescale": 0}, J_BASE, [0.1835, 1.2041, 1.2041]),
+    ("cagrad", {"c": 1.0, "rescale": 0}, J_BASE, [0.0, 2.0, 2.0]),
+    # The official code's default rescaling divides by 1 + c^2.
+    ("cagrad", {"c": 0.5}, J_BASE, [0.1835 / 1.25, 1.2041 / 1.25, 1.2041 / 1.25]),
+    ("nash_mtl", {}, J_BASE, [0.0542, 0.7061, 0.7061]),  # clipped to norm 1
+    ("graddrop", {}, [[1.0, -2.0], [3.0, -1.0]], [4.0, -3.0]),  # purity 1 and 0
+    ("graddrop", {"leak": 1.0}, J_BASE, [2.0, 2.0, 2.0]),
+    # MoCo, first step with losses 1: Y = (1/2) g_i / ||g_i||, lambda stays
+    # uniform, update = (g1/sqrt(18) + g2/sqrt(38)) / 4.
+    ("moco", {}, J_BASE, [0.0076302, 0.0994811, 0.0994811]),
+    # DB-MTL, first step with losses 1: m_i = 0.1 g_i, rescaled to the
+    # largest norm: 0.1 (sqrt(38/18) g1 + g2).
+    ("db_mtl", {}, J_BASE, [0.0188117, 0.2452966, 0.2452966]),
+    ("gradnorm", {}, J_BASE, [2.0, 2.0, 2.0]),  # first epoch: equal weights
+]
+
+
+@pytest.mark.parametrize(("name", "params", "jacobian", "expected"), GOLDEN,
+                         ids=[f"{g[0]}{g[1] or ''}-{len(g[2])}" for g in GOLDEN])
+def test_golden(name, params, jacobian, expected):
+    update = balancers.get(name, **params).aggregate(jacobian)
+    np.testing.assert_allclose(update, expected, atol=1e-4)
+
+
+def test_every_method_has_a_golden_value_or_a_hand_check():
+    covered = {g[0] for g in GOLDEN} | {
+        "ew", "fixed", "uw", "dwa", "rlw", "gls", "imtl_l", "famo", "stch", "fairgrad"
+    }
+    assert covered == set(balancers.BALANCERS)
+
+
+def test_weights_of_gramian_methods():
+    np.testing.assert_allclose(balancers.get("upgrad").weights(J_BASE), [1.1109, 0.7894],
+                               atol=1e-4)
+    np.testing.assert_allclose(balancers.get("mgda").weights(J_BASE), [0.6, 0.4], atol=1e-12)
+    np.testing.assert_allclose(balancers.get("pcgrad").weights(J_BASE), [20 / 9, 30 / 19])
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_fairgrad_solves_its_defining_equation(alpha):
+    w = balancers.get("fairgrad", alpha=alpha).weights(J3)
+    np.testing.assert_allclose(w ** (1 / alpha) * (J3 @ J3.T @ w), 1.0, rtol=1e-6)
+
+
+def test_nash_mtl_without_clipping_is_the_bargaining_solution():
+    w = balancers.get("nash_mtl", max_norm=0.0).weights(J3)
+    g = J3 @ J3.T
+    g = g / np.linalg.norm(g)
+    np.testing.assert_allclose(w * (g @ w), 1.0, rtol=1e-6)
+
+
+# ------------------------------------------------------------ loss weightings
+
+
+def test_simple_loss_weightings():
+    losses = [0.5, 2.0]
+    assert balancers.get("ew").weights(losses).tolist() == [1.0, 1.0]
+    assert balancers.get("fixed", weights=[2.0, 0.5]).weights(losses).tolist() == [2.0, 0.5]
+    np.testing.assert_allclose(balancers.get("uw").weights(losses), 0.5 * np.exp(0.5))
+    np.testing.assert_allclose(balancers.get("gls").weights([1.0, 4.0]), [1.0, 0.25])
+    assert balancers.get("imtl_l").weights(losses).tolist() == [1.0, 1.0]
+
+
+def test_rlw_draws_positive_weights_summing_to_one_per_step():
+    method = balancers.get("rlw", seed=5)
+    state = method.init(3)
+    first = method.weigh(np.ones(3), state, context(5, step=0))[0]
+    again = method.weigh(np.ones(3), state, context(5, step=0))[0]
+    later = method.weigh(np.ones(3), state, context(5, step=1))[0]
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, later)
+    assert np.all(first > 0) and first.sum() == pytest.approx(1.0)
+
+
+def _run(method, batches):
+    """Feeds (epoch, losses) batches; returns the weights of each."""
+    state = method.init(len(batches[0][1]))
+    out = []
+    for step, (epoch, losses) in enumerate(batches):
+        w, state = method.weigh(np.asarray(losses, float), state, context(0, step, epoch))
+        out.append(w)
+    return out, state
+
+
+def test_dwa_by_hand():
+    batches = [(0, [2.0, 4.0]), (0, [2.0, 4.0]), (1, [1.0, 3.0]), (1, [1.0, 4.2]),
+               (2, [0.9, 3.0])]
+    weights, _ = _run(balancers.get("dwa"), batches)
+    for w in weights[:4]:
+        assert w.tolist() == [1.0, 1.0]
+    # Epoch averages [2, 4] then [1, 3.6]: r = [0.5, 0.9], w = 2 softmax(r / 2).
+    e = np.exp(np.array([0.5, 0.9]) / 2)
+    np.testing.assert_allclose(weights[4], 2 * e / e.sum())
+
+
+def test_famo_by_hand():
+    weights, state = _run(balancers.get("famo"), [(0, [0.5, 2.0]), (0, [0.25, 2.0])])
+    np.testing.assert_allclose(weights[0], [0.8, 0.2])  # z / L, normalised
+    # delta = [log 2, 0]; gradient z (delta - z.delta) = [+, -]; Adam's first
+    # step moves each logit by lr against the sign of its gradient.
+    z = np.exp([-0.025, 0.025])
+    z /= z.sum()
+    expected = (z / [0.25, 2.0]) / (z / [0.25, 2.0]).sum()
+    np.testing.assert_allclose(weights[1], expected, rtol=1e-6)
+    np.testing.assert_allclose(state.logits, [-0.025, 0.025], rtol=1e-6)
+
+
+def test_stch_by_hand():
+    method = balancers.get("stch", warmup_epochs=0)
+    weights, state = _run(method, [(0, [1.0, 4.0]), (1, [0.5, 4.0])])
+    np.testing.assert_allclose(weights[0], [1.0, 0.25])  # warm-up: d/dL sum log L
+    np.testing.assert_allclose(state.nadir, [1.0, 4.0])
+    # l = log(L / nadir) = [log 0.5, 0]: w = 2 softmax(l) / L.
+    np.testing.assert_allclose(weights[1], [2 * (1 / 3) / 0.5, 2 * (2 / 3) / 4.0])
+
+
+def test_gradnorm_moves_weight_to_the_slower_task():
+    method = balancers.get("gradnorm", alpha=1.5, lr=0.5)
+    state = method.init(2)
+    g = np.eye(2)  # equal gradient norms
+    for step, (epoch, losses) in enumerate([(0, [1.0, 1.0]), (1, [0.2, 0.9]), (1, [0.2, 0.9])]):
+        w, state = method.weigh(g, np.asarray(losses), state, context(0, step, epoch))
+    assert w[1] > w[0] and w.sum() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("dwa", {"temperature": 0}, "DWA: temperature must be > 0, got 0."),
+        ("cagrad", {"c": -1}, "CAGrad: c must be >= 0, got -1."),
+        ("mgda", {"normalization": "l1"}, "MGDA: normalization must be one of none, l2, "
+         "loss, loss+, got 'l1'."),
+        ("gradvac", {"beta": 2}, "GradVac: beta must be in [0, 1], got 2."),
+        ("fixed", {"weights": [1, -1]}, "Fixed: weights must be finite numbers >= 0"),
+        ("upgrad", {"tol": 1}, "Balancer 'upgrad': "),
+        ("pcgrd", {}, 'Unknown balancer \'pcgrd\'; expected one of'),
+    ],
+)
+def test_errors(name, params, message):
+    with pytest.raises(ValueError) as error:
+        balancers.get(name, **params)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_repr_shows_hyperparameters_and_config_round_trips():
+    method = balancers.get("cagrad", c=0.4, rescale=2)
+    assert repr(method) == "CAGrad(c=0.4, rescale=2, norm_eps=0.0001)"
+    assert balancers.get(balancers.serialize(method)) == method
