@@ -473,6 +473,53 @@ def jacobian_step(
     )
 
 
+def input_value(model: Any, x: Any, tensor: Any) -> Tensor:
+    """The batch's value for one of the model's input tensors."""
+    if isinstance(x, dict):
+        return x[tensor.name]
+    flat = x if isinstance(x, list | tuple) else [x]
+    index = [id(t) for t in model.inputs].index(id(tensor))
+    return flat[index]
+
+
+def heads_inputs(model: Any, split: Split, x: Any, z: list[Tensor]) -> list[Tensor]:
+    """The heads model's inputs: Z, then the raw inputs heads read."""
+    return list(z) + [input_value(model, x, t) for t in split.passthrough]
+
+
+class KernelEncoder:
+    """The encoder's forward pass and per-task gradients through layer
+    kernels (see `Split.kernel`): no autodiff through the encoder."""
+
+    def __init__(self, model: Any, split: Split, x: Any) -> None:
+        self.split = split
+        self.inputs = [input_value(model, x, t) for _, t in split.kernel]
+        outs = [
+            layer.forward_saving(v)
+            for (layer, _), v in zip(split.kernel, self.inputs, strict=True)
+        ]
+        self.z = [h for h, _ in outs]
+        self.residuals = [r for _, r in outs]
+
+    def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
+        """Per-task gradients of the encoder's variables, in its order."""
+        total: dict[int, Tensor] = {}
+        for (layer, _), value, residual, cot in zip(
+            self.split.kernel, self.inputs, self.residuals, jz, strict=True
+        ):
+            for var, grad in layer.task_gradients(value, residual, cot):
+                total[id(var)] = grad if id(var) not in total else total[id(var)] + grad
+        k = jz[0].shape[0]
+        return [
+            total.get(id(v), ops.zeros((k, *v.shape), dtype=v.dtype))
+            for v in self.split.encoder.trainable_variables
+        ]
+
+    def through(self, dz: list[Tensor]) -> list[Tensor]:
+        """One backward pass: the gradients for cotangents dz."""
+        return [g[0] for g in self.jacobian([ops.expand_dims(d, 0) for d in dz])]
+
+
 def _add(a: list[Tensor], b: list[Tensor] | None) -> list[Tensor]:
     return a if b is None else [x + y for x, y in zip(a, b, strict=True)]
 

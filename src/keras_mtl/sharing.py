@@ -63,6 +63,10 @@ class Split:
         shared: Trainable variables that two or more tasks' losses use.
         task_variables: For each output name, the trainable variables only
             that output uses.
+        kernel: When the encoder is one layer with its own per-task gradient
+            kernel (`task_gradients`, e.g. `LSTMEncoder`) applied to model
+            inputs, one (layer, input tensor) per representation tensor;
+            else None (autodiff per task).
     """
 
     encoder: keras.Model
@@ -71,6 +75,7 @@ class Split:
     passthrough: list[Any]
     shared: list[Any]
     task_variables: dict[str, list[Any]]
+    kernel: list[tuple[Any, Any]] | None = None
 
 
 def split_model(model: keras.Model) -> Split | None:
@@ -141,4 +146,34 @@ def split_model(model: keras.Model) -> Split | None:
                 v for v in layer.trainable_variables if v.path not in shared_paths
             )
         task_variables[name] = own
-    return Split(encoder, heads, representation, passthrough, shared, task_variables)
+    return Split(
+        encoder,
+        heads,
+        representation,
+        passthrough,
+        shared,
+        task_variables,
+        _kernel(model, encoder, representation),
+    )
+
+
+def _kernel(model: keras.Model, encoder: keras.Model, representation: list[Any]) -> Any:
+    """(layer, model input) per representation tensor, if every one comes
+    from a layer with a per-task gradient kernel applied to a model input."""
+    inputs = {id(t) for t in model.inputs}
+    out, covered = [], set()
+    for tensor in representation:
+        layer, index = _node_of(tensor)
+        node = layer._inbound_nodes[index]
+        args = list(node.input_tensors)
+        if (
+            not getattr(layer, "supports_task_gradients", False)
+            or len(args) != 1
+            or id(args[0]) not in inputs
+        ):
+            return None
+        out.append((layer, args[0]))
+        covered |= {id(v) for v in layer.trainable_variables}
+    if any(id(v) not in covered for v in encoder.trainable_variables):
+        return None
+    return out

@@ -40,6 +40,28 @@ def host_call(
     return module().host_call(fn, inputs, shapes)
 
 
+def scan(
+    f: Callable[[Any, Any], tuple[Any, Any]],
+    init: Any,
+    xs: Any,
+    y_like: Any = None,
+    reverse: bool = False,
+) -> tuple[Any, Any]:
+    """`jax.lax.scan` semantics on every backend: returns (final carry,
+    stacked per-step outputs in the order of `xs`).
+
+    Args:
+        f: (carry, x) -> (carry, y).
+        init: The initial carry (a tensor or tuple of tensors).
+        xs: A tensor scanned along its first axis.
+        y_like: A tensor shaped like one step's `y` (None when f returns
+            no y). (`keras.ops.scan` on TensorFlow requires y to be shaped
+            like the carry.)
+        reverse: Scan from the last step to the first.
+    """
+    return module().scan(f, init, xs, y_like, reverse)
+
+
 def train_step(model: Any, *args: Any) -> Any:
     """The balanced train step (arguments as Keras passes them on the
     backend: `(state, data)` on JAX, `(data)` elsewhere)."""

@@ -24,15 +24,8 @@ def host_call(
     return list(jax.pure_callback(run, specs, *inputs, vmap_method="sequential"))
 
 
-def heads_inputs(model: Any, split: Any, x: Any, z: list[Any]) -> list[Any]:
-    """The heads model's inputs: Z, then the raw inputs heads read."""
-    if not split.passthrough:
-        return list(z)
-    if isinstance(x, dict):
-        return list(z) + [x[t.name] for t in split.passthrough]
-    flat = x if isinstance(x, list | tuple) else [x]
-    index = {id(t): i for i, t in enumerate(model.inputs)}
-    return list(z) + [flat[index[id(t)]] for t in split.passthrough]
+def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
+    return jax.lax.scan(f, init, xs, reverse=reverse)
 
 
 def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
@@ -50,6 +43,13 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
     head_n = [non_trainable[npos[id(v)]] for v in heads.non_trainable_variables]
     store = balancing.state
     has_reg: dict[str, bool] = {}
+    mapping = [(v, non_trainable[npos[id(v)]]) for v in store.non_trainable_variables]
+    kernel = None
+    if split.kernel is not None:
+        # The encoder's own per-task gradient kernels: no autodiff there.
+        mapping += list(zip(enc.trainable_variables, enc_t, strict=True))
+        with keras.StatelessScope(state_mapping=mapping):
+            kernel = bal.KernelEncoder(model, split, x)
 
     def encoder_fn(variables: list[Any]) -> Any:
         z, new_n, reg = enc.stateless_call(
@@ -60,13 +60,16 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
         z = list(z) if isinstance(z, list | tuple) else [z]
         return (z, total), new_n
 
-    (z, _), enc_vjp, enc_n_new = jax.vjp(encoder_fn, enc_t, has_aux=True)
+    if kernel is None:
+        (z, _), enc_vjp, enc_n_new = jax.vjp(encoder_fn, enc_t, has_aux=True)
+    else:
+        z, enc_n_new = kernel.z, enc_n
 
     def heads_fn(z_values: list[Any], variables: list[Any]) -> Any:
         preds, new_n, reg = heads.stateless_call(
             variables,
             head_n,
-            heads_inputs(model, split, x, z_values),
+            bal.heads_inputs(model, split, x, z_values),
             training=True,
             return_losses=True,
         )
@@ -88,9 +91,13 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
     reg_cot = jnp.ones((), jnp.float32) if has_reg.get("encoder") else zero
 
     def through_encoder(dz: list[Any]) -> list[Any]:
+        if kernel is not None:
+            return kernel.through(dz)
         return enc_vjp((dz, reg_cot))[0]
 
     def encoder_jacobian(pieces: list[Any]) -> list[Any]:
+        if kernel is not None:
+            return kernel.jacobian(pieces)
         return jax.vmap(lambda c: enc_vjp((c, zero))[0])(pieces)
 
     def encoder_reg() -> list[Any] | None:
@@ -98,7 +105,6 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
             return None
         return through_encoder([jnp.zeros_like(t) for t in z])
 
-    mapping = [(v, non_trainable[npos[id(v)]]) for v in store.non_trainable_variables]
     with keras.StatelessScope(state_mapping=mapping):
         shared, step = bal.decide(
             balancing,

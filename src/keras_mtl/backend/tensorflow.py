@@ -10,7 +10,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mtl import balancing as bal
-from keras_mtl.backend.jax import heads_inputs
 
 
 def host_call(
@@ -28,6 +27,24 @@ def host_call(
     return [tf.ensure_shape(o, s) for o, s in zip(outs, shapes, strict=True)]
 
 
+def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
+    if y_like is None:
+
+        def step(carry: Any, x: Any) -> Any:
+            return f(carry, x)[0]
+
+        carries = tf.scan(step, xs, initializer=init, reverse=reverse)
+        last = 0 if reverse else -1
+        return tf.nest.map_structure(lambda c: c[last], carries), None
+
+    def step_with_y(state: Any, x: Any) -> Any:
+        return f(state[0], x)
+
+    carries, ys = tf.scan(step_with_y, xs, initializer=(init, y_like), reverse=reverse)
+    last = 0 if reverse else -1
+    return tf.nest.map_structure(lambda c: c[last], carries), ys
+
+
 def _zeros_for_none(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]:
     return [
         tf.zeros(v.shape, v.dtype) if g is None else g
@@ -42,11 +59,20 @@ def train_step(model: Any, data: Any) -> dict:
     enc, heads = split.encoder, split.heads
     enc_vars = list(enc.trainable_variables)
     head_vars = list(heads.trainable_variables)
+    kernel = None
+    if split.kernel is not None:
+        # The encoder's own per-task gradient kernels: no autodiff there.
+        kernel = bal.KernelEncoder(model, split, x)
     with tf.GradientTape(persistent=True) as tape:
-        z = enc(x, training=True)
-        z = list(z) if isinstance(z, list | tuple) else [z]
-        enc_reg = tf.add_n(enc.losses) if enc.losses else None
-        preds = heads(heads_inputs(model, split, x, z), training=True)
+        if kernel is None:
+            z = enc(x, training=True)
+            z = list(z) if isinstance(z, list | tuple) else [z]
+            enc_reg = tf.add_n(enc.losses) if enc.losses else None
+        else:
+            z, enc_reg = list(kernel.z), None
+            for t in z:
+                tape.watch(t)
+        preds = heads(bal.heads_inputs(model, split, x, z), training=True)
         losses, counts = model.task_losses(y, preds, sample_weight)
         task_l = bal.weighted_losses(model, losses)
         head_reg = tf.add_n(heads.losses) if heads.losses else None
@@ -57,6 +83,8 @@ def train_step(model: Any, data: Any) -> dict:
     )
 
     def through_encoder(dz: list[Any]) -> list[Any]:
+        if kernel is not None:
+            return kernel.through(dz)
         targets, cots = list(z), list(dz)
         if enc_reg is not None:
             targets.append(enc_reg)
@@ -66,6 +94,8 @@ def train_step(model: Any, data: Any) -> dict:
         )
 
     def encoder_jacobian(pieces: list[Any]) -> list[Any]:
+        if kernel is not None:
+            return kernel.jacobian(pieces)
         rows = [
             _zeros_for_none(
                 tape.gradient(z, enc_vars, output_gradients=[p[t] for p in pieces]),

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from keras_mtl import balancing as bal
-from keras_mtl.backend.jax import heads_inputs
 
 
 def host_call(
@@ -25,6 +24,19 @@ def host_call(
         torch.as_tensor(np.asarray(o, np.float32).reshape(s), device=device)
         for o, s in zip(fn(*arrays), shapes, strict=True)
     ]
+
+
+def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
+    carry, ys = init, []
+    steps = range(xs.shape[0] - 1, -1, -1) if reverse else range(xs.shape[0])
+    for t in steps:
+        carry, y = f(carry, xs[t])
+        ys.append(y)
+    if y_like is None:
+        return carry, None
+    if reverse:
+        ys.reverse()
+    return carry, torch.stack(ys)
 
 
 def _filled(grads: Sequence[Any], shapes: Sequence[tuple], device: Any) -> list[Any]:
@@ -42,11 +54,18 @@ def train_step(model: Any, data: Any) -> dict:
     enc, heads = split.encoder, split.heads
     enc_params = [v.value for v in enc.trainable_variables]
     head_params = [v.value for v in heads.trainable_variables]
-    z = enc(x, training=True)
-    z = list(z) if isinstance(z, list | tuple) else [z]
-    enc_reg = sum(enc.losses) if enc.losses else None
+    kernel = None
+    if split.kernel is not None:
+        # The encoder's own per-task gradient kernels: no autodiff there.
+        with torch.no_grad():
+            kernel = bal.KernelEncoder(model, split, x)
+        z, enc_reg = list(kernel.z), None
+    else:
+        z = enc(x, training=True)
+        z = list(z) if isinstance(z, list | tuple) else [z]
+        enc_reg = sum(enc.losses) if enc.losses else None
     detached = [t.detach().requires_grad_(True) for t in z]
-    preds = heads(heads_inputs(model, split, x, detached), training=True)
+    preds = heads(bal.heads_inputs(model, split, x, detached), training=True)
     losses, counts = model.task_losses(y, preds, sample_weight)
     task_l = bal.weighted_losses(model, losses)
     head_reg = sum(heads.losses) if heads.losses else None
@@ -65,6 +84,9 @@ def train_step(model: Any, data: Any) -> dict:
     enc_shapes = [tuple(p.shape) for p in enc_params]
 
     def through_encoder(dz: list[Any]) -> list[Any]:
+        if kernel is not None:
+            with torch.no_grad():
+                return kernel.through(dz)
         targets, cots = list(z), list(dz)
         if enc_reg is not None:
             targets.append(enc_reg)
@@ -75,6 +97,9 @@ def train_step(model: Any, data: Any) -> dict:
         return _filled(out, enc_shapes, device)
 
     def encoder_jacobian(pieces: list[Any]) -> list[Any]:
+        if kernel is not None:
+            with torch.no_grad():
+                return kernel.jacobian(pieces)
         out = torch.autograd.grad(
             z,
             enc_params,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+from keras import ops
 
+from keras_mtl.encoders import lstm_kernels
 from keras_mtl.encoders.base import SequenceEncoder, Tensor
 
 
@@ -51,6 +53,89 @@ class LSTMEncoder(_Recurrent):
     """
 
     layer_class = keras.layers.LSTM
+
+    def _projected(self, inputs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """x_t W + b for every step, and the float sequence x (None for
+        one-hot ids, where x W is a row lookup of W: one_hot(ids) W = W[ids],
+        instead of a 256-wide product per step)."""
+        cell = self.rnn.cell
+        if self.symbols == "onehot":
+            ids = ops.cast(inputs, "int32")
+            keep = ops.cast(ops.expand_dims(ids > 0, -1), cell.kernel.dtype)
+            projected, sequence = ops.take(cell.kernel, ids, axis=0) * keep, None
+        else:
+            sequence = (
+                inputs if self.symbol_layer is None else self.symbol_layer(inputs)
+            )
+            projected = ops.matmul(sequence, cell.kernel)
+        if cell.use_bias:
+            projected = projected + cell.bias
+        return projected, sequence
+
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
+        if training and self.dropout > 0:
+            return super().call(inputs, training=training)
+        # keras.layers.LSTM's numbers, with the input projections computed
+        # before the recurrence.
+        projected, _ = self._projected(inputs)
+        return lstm_kernels.forward(
+            projected, self.rnn.cell.recurrent_kernel, self.units
+        )[0]
+
+    # Per-task gradients for balancing methods (see `lstm_kernels`).
+
+    @property
+    def supports_task_gradients(self) -> bool:
+        return self.dropout == 0 and not self.losses
+
+    def forward_saving(self, inputs: Tensor) -> tuple[Tensor, Any]:
+        """The encoding, and what `task_gradients` needs."""
+        projected, sequence = self._projected(inputs)
+        h, saved = lstm_kernels.forward(
+            projected, self.rnn.cell.recurrent_kernel, self.units, save=True
+        )
+        return h, (saved, sequence)
+
+    def task_gradients(
+        self, inputs: Tensor, residuals: Any, cotangents: Tensor
+    ) -> list[tuple[Any, Tensor]]:
+        """Each task's gradient of this layer's weights.
+
+        Args:
+            inputs: The layer's input in `forward_saving`.
+            residuals: What `forward_saving` returned beside the encoding.
+            cotangents: Each task's gradient of the encoding, (tasks, batch,
+                units).
+
+        Returns:
+            (variable, gradient of shape (tasks, *variable shape)) pairs.
+        """
+        saved, sequence = residuals
+        cell = self.rnn.cell
+        k = cotangents.shape[0]
+        dz = lstm_kernels.task_backward(saved, cell.recurrent_kernel, cotangents)
+        d_recurrent, d_bias = lstm_kernels.weight_gradients(saved, dz, k)
+        out = [(cell.recurrent_kernel, d_recurrent)]
+        if cell.use_bias:
+            out.append((cell.bias, d_bias))
+        if sequence is None:  # one-hot ids
+            d_kernel = lstm_kernels.lookup_gradients(inputs, dz, k, self.vocab_size)
+            return [(cell.kernel, d_kernel), *out]
+        rows = ops.reshape(ops.transpose(sequence, (1, 0, 2)), (-1, sequence.shape[-1]))
+        d_kernel = lstm_kernels.per_task(ops.matmul(ops.transpose(rows), dz), k)
+        out.insert(0, (cell.kernel, d_kernel))
+        if self.symbols == "embedding":
+            # Through the embedding: dx = dz W^T per task, scattered by id.
+            per_row = ops.reshape(dz, (-1, k, 4 * self.units))
+            dx = ops.reshape(
+                ops.matmul(per_row, ops.transpose(cell.kernel)), (ops.shape(dz)[0], -1)
+            )
+            table = self.symbol_layer.embeddings
+            d_table = lstm_kernels.lookup_gradients(
+                inputs, dx, k, self.vocab_size, pad=False
+            )
+            out.insert(0, (table, d_table))
+        return out
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
