@@ -78,8 +78,13 @@ print("RESULT " + json.dumps({"backend": keras.backend.backend(), "results": res
 
 def run(backend: str, payload: list) -> dict:
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", WORKER, json.dumps(payload)], env=env,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, json.dumps(payload)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -98,20 +103,29 @@ def main() -> None:
     parser.add_argument("--modes", default="parameter,representation")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m != "ew"]
-    payload = [methods, [int(t) for t in args.tasks.split(",")], args.steps, args.length,
-               args.modes.split(",")]
-    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}. Seed model (2 x {args.length} byte ids, shared "
-          f"LSTM(64)), batch 64, {args.steps} timed steps after 2 warm-up steps; ratio = "
-          "step time / equal weighting's step time in the same process.")
+    payload = [
+        methods,
+        [int(t) for t in args.tasks.split(",")],
+        args.steps,
+        args.length,
+        args.modes.split(","),
+    ]
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}. Seed model (2 x {args.length} byte ids, shared "
+        f"LSTM(64)), batch 64, {args.steps} timed steps after 2 warm-up steps; ratio = "
+        "step time / equal weighting's step time in the same process."
+    )
     for backend in args.backends.split(","):
         out = run(backend, payload)
         print(f"\n### {out['backend']}\n")
         print("| method | mode | tasks | step s | EW step s | ratio |")
         print("|---|---|---|---|---|---|")
         for r in out["results"]:
-            print(f"| {r['method']} | {r['mode']} | {r['tasks']} | {r['seconds']:.3f} | "
-                  f"{r['ew_seconds']:.3f} | {r['seconds'] / r['ew_seconds']:.2f}x |")
+            print(
+                f"| {r['method']} | {r['mode']} | {r['tasks']} | {r['seconds']:.3f} | "
+                f"{r['ew_seconds']:.3f} | {r['seconds'] / r['ew_seconds']:.2f}x |"
+            )
         sys.stdout.flush()
 
 

@@ -25,9 +25,18 @@ def matrices() -> list[tuple[str, np.ndarray]]:
     v = rng.normal(size=6)
     out.append(("opposite 2x6", np.stack([v, -2.0 * v])))
     u = _orthonormal(rng, 6, 2)
-    out.append(("three-way conflict 3x6", np.stack(
-        [u[:, 0], -0.5 * u[:, 0] + 0.8 * u[:, 1], -0.5 * u[:, 0] - 0.8 * u[:, 1]]
-    )))
+    out.append(
+        (
+            "three-way conflict 3x6",
+            np.stack(
+                [
+                    u[:, 0],
+                    -0.5 * u[:, 0] + 0.8 * u[:, 1],
+                    -0.5 * u[:, 0] - 0.8 * u[:, 1],
+                ]
+            ),
+        )
+    )
     # Strongly stationary: v^T J = 0 for a positive v.
     left = np.abs(rng.normal(size=5))
     orthogonal = np.linalg.qr(np.c_[left, rng.normal(size=(5, 4))])[0][:, 1:4]
@@ -38,7 +47,9 @@ def matrices() -> list[tuple[str, np.ndarray]]:
     g = rng.normal(size=9)
     out.append(("duplicates 3x9", np.stack([g, g, rng.normal(size=9)])))
     out.append(("zero 3x4", np.zeros((3, 4))))
-    out.append(("one zero row 3x5", np.vstack([rng.normal(size=(2, 5)), np.zeros((1, 5))])))
+    out.append(
+        ("one zero row 3x5", np.vstack([rng.normal(size=(2, 5)), np.zeros((1, 5))]))
+    )
     out.append(("single task 1x4", rng.normal(size=(1, 4))))
     return out
 
@@ -48,9 +59,7 @@ SCALES = (1e-8, 1e-4, 1.0, 1e4, 1e8)
 
 def scaled_matrices() -> list[tuple[str, np.ndarray]]:
     return [
-        (f"{name} * {scale:g}", scale * m)
-        for name, m in matrices()
-        for scale in SCALES
+        (f"{name} * {scale:g}", scale * m) for name, m in matrices() for scale in SCALES
     ]
 
 
@@ -67,7 +76,9 @@ def assert_zero_gives_zero(method: Balancer, shape: tuple[int, int]) -> None:
     np.testing.assert_array_equal(update, np.zeros(shape[1]))
 
 
-def assert_non_conflicting(method: Balancer, jacobian: np.ndarray, tol: float = 1e-6) -> None:
+def assert_non_conflicting(
+    method: Balancer, jacobian: np.ndarray, tol: float = 1e-6
+) -> None:
     """Every task's gradient has a non-negative inner product with the update,
     up to `tol` relative to the size of the problem (||g_i|| ||J||): at a
     strongly stationary point the exact answer is the zero update, and a
@@ -91,11 +102,15 @@ def assert_permutation_invariant(
         np.testing.assert_allclose(again, update, atol=tol * size, rtol=tol)
 
 
-def assert_scale_equivariant(method: Balancer, jacobian: np.ndarray, tol: float = 1e-6) -> None:
+def assert_scale_equivariant(
+    method: Balancer, jacobian: np.ndarray, tol: float = 1e-6
+) -> None:
     """Scaling every gradient by s > 0 scales the update by s."""
     update = np.asarray(method.aggregate(jacobian))
     for s in (1e-3, 7.0, 1e3):
         np.testing.assert_allclose(
-            np.asarray(method.aggregate(s * jacobian)), s * update,
-            atol=tol * s * (np.linalg.norm(jacobian) + 1e-300), rtol=tol,
+            np.asarray(method.aggregate(s * jacobian)),
+            s * update,
+            atol=tol * s * (np.linalg.norm(jacobian) + 1e-300),
+            rtol=tol,
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from layer_checks import as_numpy
 
 from keras_mtl import MultiTaskModel, Task, balancers, build_model
 from keras_mtl.balancers.base import GramianWeighting
-from layer_checks import as_numpy
 
 pytestmark = pytest.mark.model
 
@@ -34,8 +34,10 @@ def _data(rng, n=64, tasks=("a", "b", "c")):
 @pytest.mark.parametrize("name", ALL)
 def test_every_balancer_trains(name, rng):
     model = _model()
-    model.compile(optimizer=keras.optimizers.Adam(0.05),
-                  balancer=balancers.get(name, **PARAMS.get(name, {})))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        balancer=balancers.get(name, **PARAMS.get(name, {})),
+    )
     x, y = _data(rng)
     before = model.evaluate(x, y, return_dict=True, verbose=0)
     history = model.fit(x, y, batch_size=16, epochs=3, verbose=0).history
@@ -56,8 +58,9 @@ REPRESENTATION = [n for n in GRADIENT if balancers.BALANCERS[n].representation i
 @pytest.mark.parametrize("name", REPRESENTATION)
 def test_representation_level(name, rng):
     model = _model()
-    model.compile(optimizer="adam", balancer=name, balance_mode="representation",
-                  cosine=True)
+    model.compile(
+        optimizer="adam", balancer=name, balance_mode="representation", cosine=True
+    )
     x, y = _data(rng)
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"]).all()
@@ -66,8 +69,11 @@ def test_representation_level(name, rng):
 
 @pytest.mark.parametrize("name", sorted(set(GRADIENT) - set(REPRESENTATION)))
 def test_representation_level_refused_with_the_reason(name):
-    with pytest.raises(ValueError, match="is not defined at the representation level: "
-                       ".*different batch of samples"):
+    with pytest.raises(
+        ValueError,
+        match="is not defined at the representation level: "
+        ".*different batch of samples",
+    ):
         _model().compile(balancer=name, balance_mode="representation")
 
 
@@ -81,7 +87,9 @@ class _Ones(GramianWeighting):
 
 
 def _plain_twin(model):
-    twin = keras.Model(model.input, [model.get_layer(t).output for t in model.task_names])
+    twin = keras.Model(
+        model.input, [model.get_layer(t).output for t in model.task_names]
+    )
     twin.set_weights(model.get_weights())
     return twin
 
@@ -95,13 +103,23 @@ def test_equal_weights_match_plain_keras_after_20_steps(balancer, mode, rng):
     model = _model()
     twin = keras.models.clone_model(_plain_twin(model))
     twin.set_weights(model.get_weights())
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy",
-                  balancer=balancer, balance_mode=mode)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss="binary_crossentropy",
+        balancer=balancer,
+        balance_mode=mode,
+    )
     twin.compile(optimizer=keras.optimizers.SGD(0.1), loss=["binary_crossentropy"] * 3)
     x, y = _data(rng, n=320)
     model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
-    twin.fit(x, [y[t] for t in model.task_names], batch_size=16, epochs=1,
-             shuffle=False, verbose=0)
+    twin.fit(
+        x,
+        [y[t] for t in model.task_names],
+        batch_size=16,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
     ours = [w for w in model.get_weights()]
     theirs = twin.get_weights()
     assert len([w for w in ours if w.ndim]) >= len(theirs)
@@ -124,8 +142,11 @@ def test_update_every_reuses_weights(rng):
 
 def test_state_is_saved_and_restored(rng, tmp_path):
     model = _model()
-    model.compile(optimizer="adam", balancer=balancers.get("gradvac", beta=0.3, seed=4),
-                  cosine=True)
+    model.compile(
+        optimizer="adam",
+        balancer=balancers.get("gradvac", beta=0.3, seed=4),
+        cosine=True,
+    )
     x, y = _data(rng)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     targets = as_numpy(model.balancer_state.state_variables[0])
@@ -135,7 +156,9 @@ def test_state_is_saved_and_restored(rng, tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, MultiTaskModel)
     assert loaded._balancing.balancer == balancers.get("gradvac", beta=0.3, seed=4)
-    np.testing.assert_array_equal(as_numpy(loaded.balancer_state.state_variables[0]), targets)
+    np.testing.assert_array_equal(
+        as_numpy(loaded.balancer_state.state_variables[0]), targets
+    )
     assert int(as_numpy(loaded.balancer_state.step)) == 8
     # Training resumes identically from the saved state.
     model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
@@ -164,7 +187,9 @@ def test_a_task_without_labels_gets_no_weight(rng):
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
     assert history["weight/c"] == [0.0]
     assert np.isfinite(history["loss"]).all()
-    assert history["weight/a"][0] + history["weight/b"][0] == pytest.approx(1.0, abs=1e-5)
+    assert history["weight/a"][0] + history["weight/b"][0] == pytest.approx(
+        1.0, abs=1e-5
+    )
 
 
 def test_recompiling_replaces_the_balancer(rng):
@@ -179,8 +204,11 @@ def test_recompiling_replaces_the_balancer(rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="Balancer 'uw' weighs losses and computes no task "
-                       "gradients: balance_mode='representation' does not apply to it."):
+    with pytest.raises(
+        ValueError,
+        match="Balancer 'uw' weighs losses and computes no task "
+        "gradients: balance_mode='representation' does not apply to it.",
+    ):
         _model().compile(balancer="uw", balance_mode="representation")
     separate = build_model(
         {"x": (3,), "z": (3,)},
@@ -189,8 +217,51 @@ def test_errors():
     )
     with pytest.raises(ValueError, match="no variable of this model is shared"):
         separate.compile(balancer="pcgrad")
-    with pytest.raises(ValueError, match="update_every applies to methods that weigh tasks "
-                       "from the Gramian; 'graddrop' returns an update vector."):
+    with pytest.raises(
+        ValueError,
+        match="update_every applies to methods that weigh tasks "
+        "from the Gramian; 'graddrop' returns an update vector.",
+    ):
         _model().compile(balancer="graddrop", update_every=2)
     with pytest.raises(ValueError, match="give balancer=... too"):
         _model().compile(cosine=True)
+
+
+@pytest.mark.parametrize("symbols", ["onehot", "embedding", None])
+@pytest.mark.parametrize("mode", ["parameter", "representation"])
+def test_lstm_kernel_path_equals_autodiff(symbols, mode, rng):
+    """The LSTM's per-task gradient kernel gives autodiff's training run."""
+    from keras_mtl.encoders import LSTMEncoder
+
+    def make():
+        keras.utils.set_random_seed(3)
+        shape = (7,) if symbols else (7, 3)
+        dtype = "int32" if symbols else "float32"
+        inputs = {n: keras.Input(shape, dtype=dtype, name=n) for n in ("p", "q")}
+        return build_model(
+            inputs,
+            LSTMEncoder(5, symbols=symbols, embedding_dim=4, vocab_size=20),
+            [Task("a"), Task("b", inputs=["q"]), Task("c", hidden=[3])],
+        )
+
+    if symbols:
+        x = {n: rng.integers(0, 20, (48, 7)).astype("int32") for n in ("p", "q")}
+    else:
+        x = {n: rng.normal(size=(48, 7, 3)).astype("float32") for n in ("p", "q")}
+    y = {t: rng.integers(0, 2, 48).astype("float32") for t in "abc"}
+    fast, slow = make(), make()
+    for model in (fast, slow):
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.5), balancer="upgrad", balance_mode=mode
+        )
+    assert fast._balancing.split.kernel is not None
+    slow._balancing.split.kernel = None  # force autodiff per task
+    for model in (fast, slow):
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(
+        as_numpy(fast.balancer_state.last_weights),
+        as_numpy(slow.balancer_state.last_weights),
+        rtol=1e-3,
+    )

@@ -3,10 +3,10 @@ matrices and scales from 1e-8 to 1e8."""
 
 from __future__ import annotations
 
+import balancer_asserts as asserts
 import numpy as np
 import pytest
 
-import balancer_asserts as asserts
 from keras_mtl import balancers
 
 GRADIENT_METHODS = sorted(
@@ -36,7 +36,8 @@ NON_CONFLICTING = sorted(
     n for n in GRADIENT_METHODS if "non_conflicting" in balancers.BALANCERS[n].claims
 )
 PERMUTATION = sorted(
-    n for n in GRADIENT_METHODS
+    n
+    for n in GRADIENT_METHODS
     if "permutation_invariant" in balancers.BALANCERS[n].claims
 )
 SCALE = sorted(
@@ -45,7 +46,9 @@ SCALE = sorted(
 
 
 def test_the_expected_methods_claim_non_conflict():
-    assert {"upgrad", "mgda", "dualproj", "nash_mtl", "fairgrad"} <= set(NON_CONFLICTING)
+    assert {"upgrad", "mgda", "dualproj", "nash_mtl", "fairgrad"} <= set(
+        NON_CONFLICTING
+    )
 
 
 @pytest.mark.parametrize("name", NON_CONFLICTING)
@@ -72,6 +75,8 @@ def test_pcgrad_order_is_random_but_seeded():
     j = np.array([[1.0, 0.0], [-1.0, 1.0], [0.0, -1.0]])
     first = balancers.get("pcgrad", seed=3).aggregate(j)
     np.testing.assert_array_equal(first, balancers.get("pcgrad", seed=3).aggregate(j))
-    outcomes = {tuple(np.round(balancers.get("pcgrad", seed=s).aggregate(j), 6))
-                for s in range(20)}
+    outcomes = {
+        tuple(np.round(balancers.get("pcgrad", seed=s).aggregate(j), 6))
+        for s in range(20)
+    }
     assert len(outcomes) > 1

@@ -51,8 +51,11 @@ GOLDEN = [
 ]
 
 
-@pytest.mark.parametrize(("name", "params", "jacobian", "expected"), GOLDEN,
-                         ids=[f"{g[0]}{g[1] or ''}-{len(g[2])}" for g in GOLDEN])
+@pytest.mark.parametrize(
+    ("name", "params", "jacobian", "expected"),
+    GOLDEN,
+    ids=[f"{g[0]}{g[1] or ''}-{len(g[2])}" for g in GOLDEN],
+)
 def test_golden(name, params, jacobian, expected):
     update = balancers.get(name, **params).aggregate(jacobian)
     np.testing.assert_allclose(update, expected, atol=1e-4)
@@ -60,16 +63,30 @@ def test_golden(name, params, jacobian, expected):
 
 def test_every_method_has_a_golden_value_or_a_hand_check():
     covered = {g[0] for g in GOLDEN} | {
-        "ew", "fixed", "uw", "dwa", "rlw", "gls", "imtl_l", "famo", "stch", "fairgrad"
+        "ew",
+        "fixed",
+        "uw",
+        "dwa",
+        "rlw",
+        "gls",
+        "imtl_l",
+        "famo",
+        "stch",
+        "fairgrad",
     }
     assert covered == set(balancers.BALANCERS)
 
 
 def test_weights_of_gramian_methods():
-    np.testing.assert_allclose(balancers.get("upgrad").weights(J_BASE), [1.1109, 0.7894],
-                               atol=1e-4)
-    np.testing.assert_allclose(balancers.get("mgda").weights(J_BASE), [0.6, 0.4], atol=1e-12)
-    np.testing.assert_allclose(balancers.get("pcgrad").weights(J_BASE), [20 / 9, 30 / 19])
+    np.testing.assert_allclose(
+        balancers.get("upgrad").weights(J_BASE), [1.1109, 0.7894], atol=1e-4
+    )
+    np.testing.assert_allclose(
+        balancers.get("mgda").weights(J_BASE), [0.6, 0.4], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        balancers.get("pcgrad").weights(J_BASE), [20 / 9, 30 / 19]
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
@@ -91,7 +108,10 @@ def test_nash_mtl_without_clipping_is_the_bargaining_solution():
 def test_simple_loss_weightings():
     losses = [0.5, 2.0]
     assert balancers.get("ew").weights(losses).tolist() == [1.0, 1.0]
-    assert balancers.get("fixed", weights=[2.0, 0.5]).weights(losses).tolist() == [2.0, 0.5]
+    assert balancers.get("fixed", weights=[2.0, 0.5]).weights(losses).tolist() == [
+        2.0,
+        0.5,
+    ]
     np.testing.assert_allclose(balancers.get("uw").weights(losses), 0.5 * np.exp(0.5))
     np.testing.assert_allclose(balancers.get("gls").weights([1.0, 4.0]), [1.0, 0.25])
     assert balancers.get("imtl_l").weights(losses).tolist() == [1.0, 1.0]
@@ -113,14 +133,21 @@ def _run(method, batches):
     state = method.init(len(batches[0][1]))
     out = []
     for step, (epoch, losses) in enumerate(batches):
-        w, state = method.weigh(np.asarray(losses, float), state, context(0, step, epoch))
+        w, state = method.weigh(
+            np.asarray(losses, float), state, context(0, step, epoch)
+        )
         out.append(w)
     return out, state
 
 
 def test_dwa_by_hand():
-    batches = [(0, [2.0, 4.0]), (0, [2.0, 4.0]), (1, [1.0, 3.0]), (1, [1.0, 4.2]),
-               (2, [0.9, 3.0])]
+    batches = [
+        (0, [2.0, 4.0]),
+        (0, [2.0, 4.0]),
+        (1, [1.0, 3.0]),
+        (1, [1.0, 4.2]),
+        (2, [0.9, 3.0]),
+    ]
     weights, _ = _run(balancers.get("dwa"), batches)
     for w in weights[:4]:
         assert w.tolist() == [1.0, 1.0]
@@ -154,7 +181,9 @@ def test_gradnorm_moves_weight_to_the_slower_task():
     method = balancers.get("gradnorm", alpha=1.5, lr=0.5)
     state = method.init(2)
     g = np.eye(2)  # equal gradient norms
-    for step, (epoch, losses) in enumerate([(0, [1.0, 1.0]), (1, [0.2, 0.9]), (1, [0.2, 0.9])]):
+    for step, (epoch, losses) in enumerate(
+        [(0, [1.0, 1.0]), (1, [0.2, 0.9]), (1, [0.2, 0.9])]
+    ):
         w, state = method.weigh(g, np.asarray(losses), state, context(0, step, epoch))
     assert w[1] > w[0] and w.sum() == pytest.approx(2.0)
 
@@ -164,12 +193,15 @@ def test_gradnorm_moves_weight_to_the_slower_task():
     [
         ("dwa", {"temperature": 0}, "DWA: temperature must be > 0, got 0."),
         ("cagrad", {"c": -1}, "CAGrad: c must be >= 0, got -1."),
-        ("mgda", {"normalization": "l1"}, "MGDA: normalization must be one of none, l2, "
-         "loss, loss+, got 'l1'."),
+        (
+            "mgda",
+            {"normalization": "l1"},
+            "MGDA: normalization must be one of none, l2, loss, loss+, got 'l1'.",
+        ),
         ("gradvac", {"beta": 2}, "GradVac: beta must be in [0, 1], got 2."),
         ("fixed", {"weights": [1, -1]}, "Fixed: weights must be finite numbers >= 0"),
         ("upgrad", {"tol": 1}, "Balancer 'upgrad': "),
-        ("pcgrd", {}, 'Unknown balancer \'pcgrd\'; expected one of'),
+        ("pcgrd", {}, "Unknown balancer 'pcgrd'; expected one of"),
     ],
 )
 def test_errors(name, params, message):

@@ -489,25 +489,43 @@ def heads_inputs(model: Any, split: Split, x: Any, z: list[Tensor]) -> list[Tens
 
 class KernelEncoder:
     """The encoder's forward pass and per-task gradients through layer
-    kernels (see `Split.kernel`): no autodiff through the encoder."""
+    kernels (see `Split.kernel`): no autodiff through the encoder. Calls of
+    one layer on inputs of one shape run as one batch."""
 
     def __init__(self, model: Any, split: Split, x: Any) -> None:
         self.split = split
-        self.inputs = [input_value(model, x, t) for _, t in split.kernel]
-        outs = [
-            layer.forward_saving(v)
-            for (layer, _), v in zip(split.kernel, self.inputs, strict=True)
-        ]
-        self.z = [h for h, _ in outs]
-        self.residuals = [r for _, r in outs]
+        values = [input_value(model, x, t) for _, t in split.kernel]
+        # Group the calls of each layer whose inputs share a shape.
+        groups: dict[tuple, list[int]] = {}
+        for i, ((layer, _), value) in enumerate(zip(split.kernel, values, strict=True)):
+            groups.setdefault((id(layer), tuple(value.shape[1:])), []).append(i)
+        self.groups = []
+        self.z: list[Tensor] = [None] * len(values)
+        for members in groups.values():
+            layer = split.kernel[members[0]][0]
+            sizes = [ops.shape(values[i])[0] for i in members]
+            joined = (
+                values[members[0]]
+                if len(members) == 1
+                else ops.concatenate([values[i] for i in members], axis=0)
+            )
+            h, residual = layer.forward_saving(joined)
+            start = 0
+            for i, size in zip(members, sizes, strict=True):
+                self.z[i] = h[start : start + size] if len(members) > 1 else h
+                start += size
+            self.groups.append((layer, members, joined, residual))
 
     def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
         """Per-task gradients of the encoder's variables, in its order."""
         total: dict[int, Tensor] = {}
-        for (layer, _), value, residual, cot in zip(
-            self.split.kernel, self.inputs, self.residuals, jz, strict=True
-        ):
-            for var, grad in layer.task_gradients(value, residual, cot):
+        for layer, members, joined, residual in self.groups:
+            cot = (
+                jz[members[0]]
+                if len(members) == 1
+                else ops.concatenate([jz[i] for i in members], axis=1)
+            )
+            for var, grad in layer.task_gradients(joined, residual, cot):
                 total[id(var)] = grad if id(var) not in total else total[id(var)] + grad
         k = jz[0].shape[0]
         return [

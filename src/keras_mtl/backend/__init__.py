@@ -62,6 +62,12 @@ def scan(
     return module().scan(f, init, xs, y_like, reverse)
 
 
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    """Sums the rows of `data` by segment id (a scatter-add); faster than
+    `keras.ops.segment_sum` on PyTorch."""
+    return module().segment_sum(data, segment_ids, num_segments)
+
+
 def train_step(model: Any, *args: Any) -> Any:
     """The balanced train step (arguments as Keras passes them on the
     backend: `(state, data)` on JAX, `(data)` elsewhere)."""

@@ -24,6 +24,10 @@ def host_call(
     return list(jax.pure_callback(run, specs, *inputs, vmap_method="sequential"))
 
 
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    return jax.ops.segment_sum(data, segment_ids, num_segments=num_segments)
+
+
 def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
     return jax.lax.scan(f, init, xs, reverse=reverse)
 

@@ -27,6 +27,10 @@ def host_call(
     return [tf.ensure_shape(o, s) for o, s in zip(outs, shapes, strict=True)]
 
 
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    return tf.math.unsorted_segment_sum(data, segment_ids, num_segments)
+
+
 def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
     if y_like is None:
 

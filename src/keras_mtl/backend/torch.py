@@ -26,6 +26,13 @@ def host_call(
     ]
 
 
+def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
+    out = torch.zeros(
+        (num_segments, *data.shape[1:]), dtype=data.dtype, device=data.device
+    )
+    return out.index_add_(0, segment_ids.long(), data)
+
+
 def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
     carry, ys = init, []
     steps = range(xs.shape[0] - 1, -1, -1) if reverse else range(xs.shape[0])

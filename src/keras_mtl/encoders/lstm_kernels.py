@@ -25,8 +25,10 @@ Tensor = Any
 
 class Saved(NamedTuple):
     """What the forward pass keeps for the backward pass: per step, time-major,
-    [h_{t-1}, c_{t-1}, i, f, g, o, tanh(c_t)] side by side (one tensor, as
-    every backend's scan stacks one output reliably)."""
+    h_{t-1} and the six factors the backward recursion multiplies by, side by
+    side (one tensor, as every backend's scan stacks one output reliably):
+    o (1 - o) tanh(c_t), o (1 - tanh(c_t)^2), g i (1 - i), c_{t-1} f (1 - f),
+    i (1 - g^2) and f."""
 
     gates: Tensor  # (time, batch, 7 units)
     units: int
@@ -63,7 +65,18 @@ def forward(
         c_next = f * c + i * g
         tanh_c = ops.tanh(c_next)
         h_next = o * tanh_c
-        kept = ops.concatenate([h, c, i, f, g, o, tanh_c], axis=-1) if save else None
+        kept = None
+        if save:
+            factors = [
+                h,
+                o * (1 - o) * tanh_c,
+                o * (1 - tanh_c * tanh_c),
+                g * i * (1 - i),
+                c * f * (1 - f),
+                i * (1 - g * g),
+                f,
+            ]
+            kept = ops.concatenate(factors, axis=-1)
         return (h_next, c_next), kept
 
     y_like = ops.zeros((batch, 7 * units), dtype=projected.dtype) if save else None
@@ -91,21 +104,14 @@ def task_backward(saved: Saved, recurrent_kernel: Tensor, cotangents: Tensor) ->
 
     def step(carry: tuple, gates: Tensor) -> tuple:
         dh, dc = carry  # (batch, tasks, units)
-        parts = [gates[:, j * units : (j + 1) * units] for j in range(1, 7)]
-        c_prev, i, f, g, o, tanh_c = (ops.expand_dims(v, 1) for v in parts)
-        dz_o = dh * tanh_c * o * (1 - o)
-        dc = dc + dh * o * (1 - tanh_c * tanh_c)
-        dz = ops.concatenate(
-            [
-                dc * g * i * (1 - i),
-                dc * c_prev * f * (1 - f),
-                dc * i * (1 - g * g),
-                dz_o,
-            ],
-            axis=-1,
+        to_o, to_c, to_i, to_f, to_g, forget = (
+            ops.expand_dims(gates[:, j * units : (j + 1) * units], 1)
+            for j in range(1, 7)
         )
+        dc = dc + dh * to_c
+        dz = ops.concatenate([dc * to_i, dc * to_f, dc * to_g, dh * to_o], axis=-1)
         dh_prev = ops.matmul(ops.reshape(dz, (-1, 4 * units)), transposed)
-        return (ops.reshape(dh_prev, (-1, k, units)), dc * f), dz
+        return (ops.reshape(dh_prev, (-1, k, units)), dc * forget), dz
 
     start = ops.transpose(cotangents, (1, 0, 2))
     y_like = ops.zeros((ops.shape(start)[0], k, 4 * units), dtype=start.dtype)
@@ -153,7 +159,7 @@ def lookup_gradients(
         (tasks, vocab, n).
     """
     segments = ops.reshape(ops.transpose(ops.cast(ids, "int32")), (-1,))
-    table = ops.segment_sum(dz, segments, num_segments=vocab)
+    table = backend.segment_sum(dz, segments, vocab)
     if pad:
         table = table * ops.expand_dims(
             ops.cast(ops.arange(vocab) > 0, table.dtype), -1
