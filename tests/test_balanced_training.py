@@ -265,3 +265,27 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, rng):
         as_numpy(slow.balancer_state.last_weights),
         rtol=1e-3,
     )
+
+
+def test_weights_and_cosines_reach_callbacks(rng, tmp_path):
+    model = _model()
+    model.compile(optimizer="adam", balancer="pcgrad", cosine=True)
+    x, y = _data(rng)
+    path = tmp_path / "log.csv"
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras.callbacks.CSVLogger(str(path))],
+    )
+    header = path.read_text().splitlines()[0].split(",")
+    assert {
+        "weight/a",
+        "weight/b",
+        "weight/c",
+        "cosine/a/b",
+        "cosine/a/c",
+        "cosine/b/c",
+    } <= set(header)

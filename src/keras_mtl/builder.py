@@ -7,8 +7,10 @@ from typing import Any
 
 import keras
 
+from keras_mtl import architectures as architectures_module
 from keras_mtl import encoders as encoders_module
 from keras_mtl import fusion as fusion_module
+from keras_mtl.fusion.base import Fusion
 from keras_mtl.fusion.per_input import PerInput
 from keras_mtl.layers.task_head import TaskHead
 from keras_mtl.model import MultiTaskModel
@@ -48,15 +50,92 @@ def _make_inputs(inputs: Any) -> dict[str, Any]:
     )
 
 
+def _check_tasks(tasks: list[Task], tensors: dict[str, Any], heads: dict) -> None:
+    if not tasks:
+        raise ValueError("A multi-task model needs at least one task.")
+    names = [t.name for t in tasks]
+    unknown = [k for k in heads if k not in names]
+    if unknown:
+        raise ValueError(
+            f"heads names {unknown[0]!r}, which is not a task; tasks are "
+            f"{', '.join(names)}{closest(unknown[0], names)}."
+        )
+    for task in tasks:
+        if names.count(task.name) > 1:
+            raise ValueError(f"Task names must be unique, got {task.name!r} twice.")
+        if task.name in tensors:
+            raise ValueError(
+                f"Task {task.name!r} has the name of an input; names must differ."
+            )
+        for wanted in task.inputs or []:
+            if wanted not in tensors:
+                raise ValueError(
+                    f"Task '{task.name}' reads input {wanted!r}, but the model's "
+                    f"inputs are {', '.join(tensors)}{closest(wanted, list(tensors))}."
+                )
+
+
+def _encode(encoder: Any, tensors: dict[str, Any], tasks: list[Task]) -> dict[str, Any]:
+    """The encoding of every input (or, for a joint encoder such as
+    `TabularEncoder`, one encoding of all inputs under the key `""`)."""
+    names = list(tensors)
+    if isinstance(encoder, Mapping):
+        missing = [n for n in names if n not in encoder]
+        if missing:
+            raise ValueError(
+                f"encoder is a dict but has no layer for input {missing[0]!r}; "
+                f"give one per input ({', '.join(names)})."
+            )
+        return {n: encoders_module.get(encoder[n])(tensors[n]) for n in names}
+    layer = encoders_module.get(encoder)
+    if getattr(layer, "joint_inputs", False):
+        for task in tasks:
+            if task.inputs is not None and sorted(task.inputs) != sorted(names):
+                raise ValueError(
+                    f"Encoder '{layer.name}' reads all inputs together, so task "
+                    f"'{task.name}' cannot read only {', '.join(task.inputs)}."
+                )
+        return {"": layer(tensors)}
+    return {n: layer(tensors[n]) for n in names}
+
+
+def _reads(
+    tasks: list[Task], fusion: Fusion, encoded: dict[str, Any]
+) -> dict[str, list[str]]:
+    """The encodings each task's head reads, checked against the fusion."""
+    names = list(encoded)
+    reads: dict[str, list[str]] = {}
+    for i, task in enumerate(tasks):
+        if names == [""]:
+            reads[task.name] = [""]
+        elif task.inputs is not None:
+            reads[task.name] = list(task.inputs)
+        elif isinstance(fusion, PerInput):
+            if len(tasks) != len(names):
+                raise ValueError(
+                    f"Fusion 'per_input' pairs task i with input i when tasks name "
+                    f"no inputs, but there are {len(tasks)} tasks and "
+                    f"{len(names)} inputs; give each Task its inputs=[...]."
+                )
+            reads[task.name] = [names[i]]
+        else:
+            reads[task.name] = list(names)
+        widths = [encoded[n].shape[-1] for n in reads[task.name]]
+        fusion.check(task.name, reads[task.name], widths)
+    return reads
+
+
 def build_model(
     inputs: Any,
     encoder: Any,
     tasks: Sequence[Task | dict[str, Any]],
     fusion: Any = "concatenate",
     heads: Mapping[str, keras.layers.Layer] | None = None,
+    architecture: Any = None,
     name: str = "multi_task_model",
 ) -> MultiTaskModel:
-    """Builds a multi-task model: inputs -> encoder -> fusion -> task heads.
+    """Builds a multi-task model: inputs -> encoder -> fusion -> [architecture]
+    -> task heads.
 
     Args:
         inputs: Named inputs: a dict of name -> `keras.Input`, shape tuple
@@ -65,7 +144,8 @@ def build_model(
         encoder: The encoder every input passes through: one Keras layer
             (shared, like the seed's LSTM; its weights serve every input), a
             name from `keras_mtl.encoders` (`"lstm"`, ...), or a dict of
-            input name -> layer for separate encoders.
+            input name -> layer for separate encoders. A joint encoder
+            (`keras_mtl.layers.TabularEncoder`) reads all inputs at once.
         tasks: The tasks; each task's head reads the inputs its `inputs`
             names (all inputs when None; for `per_input` fusion, task i
             reads input i).
@@ -77,6 +157,10 @@ def build_model(
             `TaskHead` (hidden layers from `Task.hidden`, then an output
             layer of the task's width and activation). A custom head must
             output the task's width, with the task's activation applied.
+        architecture: Optional sharing architecture between the fused
+            representation and the heads (`keras_mtl.architectures`: a layer,
+            or a name such as `"mmoe"`): it gives each task its own
+            representation. Every task must then read the same inputs.
         name: The model's name.
 
     Returns:
@@ -93,79 +177,55 @@ def build_model(
     107
     """
     tensors = _make_inputs(inputs)
-    input_names = list(tensors)
     tasks = [as_task(t) for t in tasks]
     heads = dict(heads or {})
-    unknown = [k for k in heads if k not in {t.name for t in tasks}]
-    if unknown:
-        raise ValueError(
-            f"heads names {unknown[0]!r}, which is not a task; tasks are "
-            f"{', '.join(t.name for t in tasks)}"
-            f"{closest(unknown[0], [t.name for t in tasks])}."
-        )
-    if not tasks:
-        raise ValueError("A multi-task model needs at least one task.")
+    _check_tasks(tasks, tensors, heads)
     fusion_layer = fusion_module.get(fusion)
-    names = [t.name for t in tasks]
-    for task in tasks:
-        if names.count(task.name) > 1:
-            raise ValueError(f"Task names must be unique, got {task.name!r} twice.")
-        if task.name in tensors:
-            raise ValueError(
-                f"Task {task.name!r} has the name of an input; names must differ."
-            )
-        for wanted in task.inputs or []:
-            if wanted not in tensors:
-                raise ValueError(
-                    f"Task '{task.name}' reads input {wanted!r}, but the model's "
-                    f"inputs are {', '.join(input_names)}"
-                    f"{closest(wanted, input_names)}."
-                )
-
-    if isinstance(encoder, Mapping):
-        missing = [n for n in input_names if n not in encoder]
-        if missing:
-            raise ValueError(
-                f"encoder is a dict but has no layer for input {missing[0]!r}; "
-                f"give one per input ({', '.join(input_names)})."
-            )
-        layers = {n: encoders_module.get(encoder[n]) for n in input_names}
-    else:
-        shared = encoders_module.get(encoder)
-        layers = dict.fromkeys(input_names, shared)
-    encoded = {n: layers[n](tensors[n]) for n in input_names}
-
-    reads: dict[str, list[str]] = {}
-    for i, task in enumerate(tasks):
-        if task.inputs is not None:
-            reads[task.name] = list(task.inputs)
-        elif isinstance(fusion_layer, PerInput):
-            if len(tasks) != len(input_names):
-                raise ValueError(
-                    f"Fusion 'per_input' pairs task i with input i when tasks name "
-                    f"no inputs, but there are {len(tasks)} tasks and "
-                    f"{len(input_names)} inputs; give each Task its inputs=[...]."
-                )
-            reads[task.name] = [input_names[i]]
-        else:
-            reads[task.name] = list(input_names)
-        widths = [encoded[n].shape[-1] for n in reads[task.name]]
-        fusion_layer.check(task.name, reads[task.name], widths)
-
+    encoded = _encode(encoder, tensors, tasks)
+    reads = _reads(tasks, fusion_layer, encoded)
     fused: dict[tuple[str, ...], Any] = {}
-    outputs = {}
-    resolved = []
     for task in tasks:
         key = tuple(reads[task.name])
         if key not in fused:
             fused[key] = fusion_layer([encoded[n] for n in key])
+    features = {task.name: fused[tuple(reads[task.name])] for task in tasks}
+    arch = None
+    if architecture is not None:
+        if len(fused) != 1:
+            raise ValueError(
+                "An architecture gives every task a representation of the same "
+                "input, but the tasks read different inputs; drop their inputs=[...]."
+            )
+        arch = architectures_module.get(architecture, num_tasks=len(tasks))
+        if arch.num_tasks != len(tasks):
+            raise ValueError(
+                f"Architecture '{arch.name}' was made for {arch.num_tasks} tasks, "
+                f"but the model has {len(tasks)}."
+            )
+        per_task = arch(next(iter(fused.values())))
+        features = {task.name: per_task[i] for i, task in enumerate(tasks)}
+    outputs = {}
+    resolved = []
+    for task in tasks:
         if task.inputs is None:
             config = task.get_config()
-            config["inputs"] = list(key)
+            config["inputs"] = (
+                list(tensors) if reads[task.name] == [""] else reads[task.name]
+            )
             task = Task.from_config(config)
         resolved.append(task)
+        if arch is not None and getattr(arch, "produces_outputs", False):
+            if task.kind != "binary" or task.name in heads:
+                raise ValueError(
+                    f"Architecture '{arch.key}' outputs the tasks' probabilities: task "
+                    f"'{task.name}' must be binary and have no head of its own."
+                )
+            outputs[task.name] = keras.layers.Identity(name=task.name)(
+                features[task.name]
+            )
+            continue
         head = heads.get(task.name) or TaskHead(task, name=task.name)
-        output = head(fused[key])
+        output = head(features[task.name])
         if output.shape[-1] != task.units:
             raise ValueError(
                 f"The head of task '{task.name}' outputs width {output.shape[-1]}, "

@@ -1,6 +1,7 @@
 """Model pieces as Keras layers."""
 
 from keras_mtl.layers.byte_one_hot import ByteOneHot
+from keras_mtl.layers.tabular_encoder import TabularEncoder
 from keras_mtl.layers.task_head import TaskHead
 
-__all__ = ["ByteOneHot", "TaskHead"]
+__all__ = ["ByteOneHot", "TabularEncoder", "TaskHead"]
