@@ -115,8 +115,9 @@ def main() -> None:
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}. Seed model (2 x {args.length} byte ids, shared "
-        f"LSTM(64)), batch 64, {args.steps} timed steps after 2 warm-up steps; ratio = "
-        "step time / equal weighting's step time in the same process."
+        f"LSTM(64)), batch 64; step time = median of {args.steps} train_on_batch calls "
+        "after 2 warm-up calls; ratio = step time / equal weighting's (mean of an EW "
+        "run before and after the methods, same process)."
     )
     for backend in args.backends.split(","):
         out = run(backend, payload)
