@@ -236,4 +236,43 @@ def build_model(
             # Outputs are named after their last layer: keep the task's name.
             output = keras.layers.Identity(name=task.name)(output)
         outputs[task.name] = output
-    return MultiTaskModel(inputs=tensors, outputs=outputs, tasks=resolved, name=name)
+    model = MultiTaskModel(inputs=tensors, outputs=outputs, tasks=resolved, name=name)
+    object.__setattr__(
+        model, "recipe", _recipe(tensors, encoder, fusion_layer, arch, tasks, name)
+    )
+    return model
+
+
+_LAYER_KEYS = ("name", "trainable", "dtype")
+
+
+def _arguments(layer: keras.layers.Layer, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {k: v for k, v in layer.get_config().items()
+            if k not in _LAYER_KEYS + drop and v is not None}
+
+
+def _recipe(tensors: dict[str, Any], encoder: Any, fusion_layer: Fusion, arch: Any,
+            tasks: list[Task], name: str) -> dict[str, Any] | None:
+    """The config tables (`keras_mtl.config`) that rebuild this model, or
+    None when a part is not one of the library's named pieces."""
+    from keras_mtl.layers import TabularEncoder
+
+    if isinstance(encoder, str):
+        encoder = encoders_module.get(encoder)
+    by_class = {cls: key for key, cls in encoders_module.ENCODERS.items()}
+    if isinstance(encoder, TabularEncoder):
+        encoder_table: dict[str, Any] = {"name": "tabular"}
+    elif type(encoder) in by_class:
+        encoder_table = {"name": by_class[type(encoder)], **_arguments(encoder)}
+    else:
+        return None
+    model_table: dict[str, Any] = {"name": name, "fusion": fusion_layer.key}
+    if arch is not None:
+        model_table["architecture"] = {"name": arch.key, **_arguments(arch, ("num_tasks",))}
+    inputs = {
+        n: {"shape": [int(d) for d in t.shape[1:]], "dtype": str(t.dtype)}
+        for n, t in tensors.items()
+    }
+    task_tables = [{k: v for k, v in t.get_config().items() if v is not None} for t in tasks]
+    return {"model": model_table, "inputs": inputs, "encoder": encoder_table,
+            "tasks": task_tables}

@@ -46,3 +46,28 @@ def delta_m(
             gains.append(sign * (value - base) / abs(base))
         per_task.append(sum(gains) / len(gains))
     return 100.0 * sum(per_task) / len(per_task)
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Mean, sample standard deviation and 95% t-interval of seed results.
+
+    Example:
+    >>> s = summarize([0.8, 0.9, 1.0])
+    >>> round(s["mean"], 3), round(s["std"], 3), [round(v, 3) for v in s["ci95"]]
+    (0.9, 0.1, [0.652, 1.148])
+    """
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    array = np.asarray([v for v in values if v == v], dtype=np.float64)  # drop NaN
+    n = len(array)
+    if n == 0:
+        return {"mean": float("nan"), "std": float("nan"), "ci95": [float("nan")] * 2, "n": 0}
+    mean = float(array.mean())
+    if n == 1:
+        return {"mean": mean, "std": 0.0, "ci95": [mean, mean], "n": 1}
+    std = float(array.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n}

@@ -74,9 +74,19 @@ class MultiTaskModel(keras.Model):
         **kwargs: `keras.Model` arguments (`name`, ...).
     """
 
-    def __init__(self, *args: Any, tasks: Sequence[Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        tasks: Sequence[Any] | None = None,
+        recipe: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self._init_tasks(tasks)
+        # The config tables this model was built from (`keras_mtl.config`):
+        # saved with the model, so `mtl evaluate` and `mtl predict` know how
+        # raw data fills its inputs.
+        object.__setattr__(self, "recipe", recipe)
 
     # ------------------------------------------------------------------ tasks
 
@@ -461,6 +471,8 @@ class MultiTaskModel(keras.Model):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["tasks"] = [t.get_config() for t in self._tasks]
+        if getattr(self, "recipe", None):
+            config["recipe"] = self.recipe
         return config
 
 

@@ -1,0 +1,241 @@
+"""Training runs from a config: seeds, single-task baselines, Δm%, results."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_mtl import data as data_module
+from keras_mtl.config import Config
+from keras_mtl.evaluation import delta_m, summarize
+from keras_mtl.scoring import HIGHER_IS_BETTER, task_scores
+
+MULTI = "multi_task"
+SINGLE = "single_task"
+
+
+def _single_task_config(config: Config, task: str) -> Config:
+    data = dict(config.data)
+    data["tasks"] = [t for t in config.data["tasks"] if t["name"] == task]
+    comp = {k: v for k, v in data.get("compile", {}).items()
+            if k not in ("balancer", "balance_mode", "cosine", "update_every", "loss_weights")}
+    for key in ("loss", "metrics", "weighted_metrics"):
+        if isinstance(comp.get(key), dict):
+            comp[key] = {k: v for k, v in comp[key].items() if k == task}
+    data["compile"] = comp
+    return Config(data, config.source)
+
+
+def _training_data(data: data_module.Data, tasks: list[str]) -> Any:
+    if isinstance(data.train, data_module.MixedBatches):
+        batches = data.train
+        sources = [s for s in batches.sources if any(t in s.y for t in tasks)]
+        return data_module.MixedBatches(
+            sources, [t for t in batches.tasks if t.name in tasks], batches.batch_size,
+            batches.sampling, batches.temperature, None, batches.seed)
+    return data.train.x, {t: data.train.y[t] for t in tasks}
+
+
+def _split_for(split: data_module.Split | None, tasks: list[str]) -> Any:
+    if split is None:
+        return None
+    return split.x, {t: split.y[t] for t in tasks}
+
+
+def train_once(config: Config, data: data_module.Data, seed: int, verbose: int = 0,
+               callbacks: list | None = None) -> dict[str, Any]:
+    """Builds, compiles and trains the config's model once; scores it."""
+    keras.utils.set_random_seed(seed)
+    training = config.training()
+    model = config.build_model(data.tabular_spec)
+    # What `mtl evaluate`/`predict` need to encode raw data, saved with the model.
+    model.recipe = {**model.recipe, "vocabularies": data.vocabularies, "labels": data.labels}
+    model.compile(**config.compile_kwargs())
+    names = model.task_names
+    train = _training_data(data, names)
+    fit_args: dict[str, Any] = {"epochs": training.get("epochs", 1), "verbose": verbose,
+                                "callbacks": list(callbacks or [])}
+    if isinstance(train, tuple):
+        fit_args.update(x=train[0], y=train[1], batch_size=training.get("batch_size", 64),
+                        shuffle=training.get("shuffle", True))
+    else:
+        train.seed = seed
+        fit_args["x"] = train
+    val = _split_for(data.val, names)
+    if val is not None:
+        fit_args["validation_data"] = val
+    patience = training.get("early_stopping")
+    if patience:
+        fit_args["callbacks"].append(keras.callbacks.EarlyStopping(
+            monitor="val_loss" if val is not None else "loss", patience=int(patience),
+            restore_best_weights=True))
+    history = model.fit(**fit_args)
+    scores = {}
+    for name in ("val", "test"):
+        split = getattr(data, name)
+        if split is None:
+            continue
+        preds = model.predict_tasks(split.x, batch_size=256)
+        scores[name] = {t.name: task_scores(t, split.y[t.name], preds[t.name])
+                        for t in model.tasks}
+    return {"model": model, "seed": seed, "scores": scores,
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+
+
+def run(config: Config, seeds: int = 1, baselines: bool = False, verbose: int = 0,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains the multi-task model (and the single-task baselines) over
+    `seeds` seeds and summarises the scores.
+
+    Returns:
+        A JSON-ready dict: `runs` (per seed and model: scores and history),
+        `summary` (per model, task, split and score: mean, std, 95%
+        interval), `delta_m` (per split, over seeds) and `data` (what
+        loading did). The first seed's multi-task model is under `model`.
+    """
+    base_seed = config.training().get("seed", 0)
+    data = data_module.load(config)
+    log(_describe_data(data))
+    runs: list[dict[str, Any]] = []
+    first_model = None
+    task_names = [t["name"] for t in config.data["tasks"]]
+    for i in range(seeds):
+        seed = base_seed + i
+        result = train_once(config, data, seed, verbose)
+        if first_model is None:
+            first_model = result["model"]
+        runs.append({"model": MULTI, "seed": seed, "scores": result["scores"],
+                     "history": result["history"]})
+        log(f"seed {seed}: multi-task " + _brief(result["scores"]))
+        if baselines and len(task_names) > 1:
+            for task in task_names:
+                single = train_once(_single_task_config(config, task), data, seed, verbose)
+                runs.append({"model": f"{SINGLE}:{task}", "seed": seed,
+                             "scores": single["scores"], "history": single["history"]})
+                log(f"seed {seed}: single-task {task} " + _brief(single["scores"]))
+    summary = _summarize(runs, task_names)
+    result: dict[str, Any] = {"data": data.info, "seeds": [r["seed"] for r in runs
+                                                            if r["model"] == MULTI],
+                              "runs": runs, "summary": summary}
+    if baselines and len(task_names) > 1:
+        result["delta_m"] = _delta_m(runs, task_names)
+    result["model"] = first_model
+    return result
+
+
+def _describe_data(data: data_module.Data) -> str:
+    parts = [f"{k}: {v}" for k, v in data.info.items() if k != "sources"]
+    if "sources" in data.info:
+        parts.insert(0, "sources " + ", ".join(
+            f"{name} ({', '.join(f'{s} {n}' for s, n in sizes.items())})"
+            for name, sizes in data.info["sources"].items()))
+    return "Data: " + "; ".join(parts)
+
+
+def _brief(scores: dict[str, Any]) -> str:
+    split = "test" if "test" in scores else "val" if "val" in scores else None
+    if split is None:
+        return "(no validation or test data)"
+    return f"({split}) " + ", ".join(
+        f"{t} " + " ".join(f"{m} {v:.4f}" for m, v in s.items())
+        for t, s in scores[split].items())
+
+
+def _summarize(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    models = [MULTI] + sorted({r["model"] for r in runs if r["model"] != MULTI})
+    for model in models:
+        mine = [r for r in runs if r["model"] == model]
+        if not mine:
+            continue
+        table: dict[str, Any] = {}
+        for split in mine[0]["scores"]:
+            for task, scores in mine[0]["scores"][split].items():
+                for metric in scores:
+                    values = [r["scores"][split][task][metric] for r in mine]
+                    table.setdefault(split, {}).setdefault(task, {})[metric] = summarize(values)
+        out[model] = table
+    return out
+
+
+def _delta_m(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
+    out = {}
+    multi = [r for r in runs if r["model"] == MULTI]
+    for split in multi[0]["scores"]:
+        values = []
+        for run in multi:
+            base = {}
+            for task in tasks:
+                single = next(r for r in runs if r["model"] == f"{SINGLE}:{task}"
+                              and r["seed"] == run["seed"])
+                base[task] = single["scores"][split][task]
+            scores = {t: run["scores"][split][t] for t in tasks}
+            usable = {t: {m: v for m, v in s.items() if not math.isnan(v)
+                          and not math.isnan(base[t].get(m, float("nan")))}
+                      for t, s in scores.items()}
+            values.append(delta_m(usable, base, HIGHER_IS_BETTER))
+        out[split] = summarize(values)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as a Markdown table: per model, task, split and score,
+    mean ± std [95% interval] over seeds."""
+    seeds = len(result["seeds"])
+    lines = [f"Seeds: {seeds}. Values: mean ± standard deviation [95% interval].", "",
+             "| model | split | task | score | value |", "|---|---|---|---|---|"]
+    for model, table in result["summary"].items():
+        for split, tasks in table.items():
+            for task, scores in tasks.items():
+                for metric, s in scores.items():
+                    lines.append(f"| {model} | {split} | {task} | {metric} | "
+                                 f"{_fmt(s)} |")
+    if "delta_m" in result:
+        lines += ["", "| Δm% (multi-task vs single-task) | value |", "|---|---|"]
+        for split, s in result["delta_m"].items():
+            lines.append(f"| {split} | {_fmt(s, 2)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(s: dict[str, Any], digits: int = 4) -> str:
+    if s["n"] == 0:
+        return "n/a"
+    lo, hi = s["ci95"]
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def save(result: dict[str, Any], out: Path) -> list[str]:
+    """Writes results.json, results.md, model.keras and the plots; returns
+    the file names."""
+    from keras_mtl import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    model = result.get("model")
+    plain = {k: v for k, v in result.items() if k != "model"}
+    (out / "results.json").write_text(json.dumps(_jsonable(plain), indent=2))
+    (out / "results.md").write_text(markdown(result))
+    written += ["results.json", "results.md"]
+    if model is not None:
+        model.save(out / "model.keras")
+        written.append("model.keras")
+    written += plots.save_all(plain, out)
+    return written
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,141 @@
+"""`mtl train/evaluate/predict/compare/plot/methods` end to end on a small config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_mtl.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _write(tmp_path, n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    words = np.array(["good", "bad", "fine", "awful", "great", "poor"])
+    rows = []
+    for _ in range(n):
+        w = rng.choice(words, 3)
+        rows.append({
+            "text": " ".join(w),
+            "positive": int(sum(x in ("good", "fine", "great") for x in w) >= 2),
+            "strong": int(any(x in ("great", "awful") for x in w)),
+        })
+    frame = pd.DataFrame(rows)
+    frame.iloc[: n * 2 // 3].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[n * 2 // 3 :].to_csv(tmp_path / "test.csv", index=False)
+    config = tmp_path / "small.toml"
+    config.write_text(f"""
+[model]
+name = "small"
+[inputs.text]
+shape = [24]
+encoding = "bytes"
+length = 24
+[encoder]
+name = "conv1d"
+filters = 8
+kernel_size = 3
+num_layers = 1
+symbols = "embedding"
+embedding_dim = 8
+[[tasks]]
+name = "positive"
+[[tasks]]
+name = "strong"
+[compile]
+optimizer = {{ name = "adam", learning_rate = 0.01 }}
+[training]
+epochs = 2
+batch_size = 16
+[data]
+source = "files"
+train = "{tmp_path / 'train.csv'}"
+test = "{tmp_path / 'test.csv'}"
+""")
+    return config
+
+
+def test_train_evaluate_predict_plot(tmp_path, capsys):
+    config = _write(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--seeds", "2", "--baselines"]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert result["seeds"] == [0, 1]
+    summary = result["summary"]["multi_task"]["test"]["positive"]["accuracy"]
+    assert summary["n"] == 2 and summary["ci95"][0] <= summary["mean"] <= summary["ci95"][1]
+    assert set(result["summary"]) == {"multi_task", "single_task:positive",
+                                      "single_task:strong"}
+    assert "test" in result["delta_m"]
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Δm%" in (out / "results.md").read_text()
+
+    scores = tmp_path / "scores.json"
+    assert main(["evaluate", str(out / "model.keras"), str(tmp_path / "test.csv"),
+                 "--json", str(scores)]) == 0
+    evaluated = json.loads(scores.read_text())
+    first_seed = result["runs"][0]["scores"]["test"]
+    for task in ("positive", "strong"):
+        assert evaluated[task]["accuracy"] == pytest.approx(first_seed[task]["accuracy"])
+
+    preds = tmp_path / "preds.jsonl"
+    assert main(["predict", str(out / "model.keras"), str(tmp_path / "test.csv"),
+                 "--out", str(preds)]) == 0
+    table = pd.read_json(preds, lines=True)
+    assert list(table.columns) == ["positive", "positive_probability", "strong",
+                                   "strong_probability"]
+    assert len(table) == 32 and set(table["positive"]) <= {0, 1}
+
+    (out / "learning_curves.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "learning_curves.png").is_file()
+
+
+def test_compare(tmp_path):
+    config = _write(tmp_path)
+    out = tmp_path / "cmp"
+    assert main(["compare", str(config), "--vary", "balancer=ew,pcgrad", "--seeds", "1",
+                 "--epochs", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert set(report["variants"]) == {"ew", "pcgrad"}
+    assert report["variants"]["ew"]["delta_m"]["mean"] == 0.0
+
+
+def test_methods_lists_everything(capsys):
+    assert main(["methods"]) == 0
+    text = capsys.readouterr().out
+    for name in ("mmoe", "per_input", "transformer", "upgrad", "nash_mtl"):
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "missing.toml"], "missing.toml: no such config file."),
+        (["compare", "x.toml", "--vary", "fusion"], "--vary must be KEY=V1,V2"),
+        (["evaluate", "nope.keras", "data.csv"], "mtl: no model file at nope.keras."),
+        (["plot", "."], "has no results.json"),
+    ],
+)
+def test_errors_exit_2_in_one_sentence(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_config_and_bad_data_exit_2(tmp_path, capsys):
+    config = _write(tmp_path)
+    text = config.read_text().replace('name = "conv1d"', 'name = "conv1"')
+    config.write_text(text)
+    assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 2
+    assert "names an unknown encoder 'conv1' (did you mean \"conv1d\"?)" in capsys.readouterr().err
+    config = _write(tmp_path)
+    frame = pd.read_csv(tmp_path / "train.csv")
+    frame.loc[0, "positive"] = 7
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 2
+    assert "task 'positive' is binary: labels must be 0 or 1, got 7" in capsys.readouterr().err
