@@ -57,6 +57,19 @@ def _params(func: Callable) -> list[str]:
     ]
 
 
+def _constructor_params(cls: type) -> list[str]:
+    """The arguments a library class takes, its bases' included (up to the
+    Keras layer base, whose arguments configs do not set)."""
+    out: list[str] = []
+    for klass in cls.__mro__:
+        if klass in (keras.layers.Layer, object) or klass.__module__.startswith("keras."):
+            break
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            out += [p for p in _params(init) if p not in out]
+    return out
+
+
 class Config:
     """A validated config.
 
@@ -127,7 +140,7 @@ class Config:
             raise self.error(where, f"names an unknown {what} {name!r}"
                              f"{closest(str(name), list(registry))}; expected one of "
                              f"{', '.join(registry)}.")
-        allowed = _params(registry[name].__init__)
+        allowed = _constructor_params(registry[name])
         for key in args:
             if key not in allowed:
                 raise self.error(
