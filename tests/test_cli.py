@@ -43,8 +43,11 @@ def test_demo_quick_end_to_end(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "mtl: name a command: mtl demo, train, evaluate, predict, compare, plot or "
-         "methods (see mtl --help)."),
+        (
+            [],
+            "mtl: name a command: mtl demo, train, evaluate, predict, compare, plot or "
+            "methods (see mtl --help).",
+        ),
         (["demo", "--epochs", "0"], "argument --epochs: expected a number >= 1, got 0"),
         (["demo", "--train-pairs", "many"], "expected a whole number, got 'many'"),
         (["dmeo"], "invalid choice: 'dmeo'"),

@@ -19,11 +19,13 @@ def _write(tmp_path, n=96, seed=0):
     rows = []
     for _ in range(n):
         w = rng.choice(words, 3)
-        rows.append({
-            "text": " ".join(w),
-            "positive": int(sum(x in ("good", "fine", "great") for x in w) >= 2),
-            "strong": int(any(x in ("great", "awful") for x in w)),
-        })
+        rows.append(
+            {
+                "text": " ".join(w),
+                "positive": int(sum(x in ("good", "fine", "great") for x in w) >= 2),
+                "strong": int(any(x in ("great", "awful") for x in w)),
+            }
+        )
     frame = pd.DataFrame(rows)
     frame.iloc[: n * 2 // 3].to_csv(tmp_path / "train.csv", index=False)
     frame.iloc[n * 2 // 3 :].to_csv(tmp_path / "test.csv", index=False)
@@ -53,8 +55,8 @@ epochs = 2
 batch_size = 16
 [data]
 source = "files"
-train = "{tmp_path / 'train.csv'}"
-test = "{tmp_path / 'test.csv'}"
+train = "{tmp_path / "train.csv"}"
+test = "{tmp_path / "test.csv"}"
 """)
     return config
 
@@ -62,31 +64,66 @@ test = "{tmp_path / 'test.csv'}"
 def test_train_evaluate_predict_plot(tmp_path, capsys):
     config = _write(tmp_path)
     out = tmp_path / "run"
-    assert main(["train", str(config), "--out", str(out), "--seeds", "2", "--baselines"]) == 0
+    assert (
+        main(["train", str(config), "--out", str(out), "--seeds", "2", "--baselines"])
+        == 0
+    )
     result = json.loads((out / "results.json").read_text())
     assert result["seeds"] == [0, 1]
     summary = result["summary"]["multi_task"]["test"]["positive"]["accuracy"]
-    assert summary["n"] == 2 and summary["ci95"][0] <= summary["mean"] <= summary["ci95"][1]
-    assert set(result["summary"]) == {"multi_task", "single_task:positive",
-                                      "single_task:strong"}
+    assert (
+        summary["n"] == 2
+        and summary["ci95"][0] <= summary["mean"] <= summary["ci95"][1]
+    )
+    assert set(result["summary"]) == {
+        "multi_task",
+        "single_task:positive",
+        "single_task:strong",
+    }
     assert "test" in result["delta_m"]
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "Δm%" in (out / "results.md").read_text()
 
     scores = tmp_path / "scores.json"
-    assert main(["evaluate", str(out / "model.keras"), str(tmp_path / "test.csv"),
-                 "--json", str(scores)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "model.keras"),
+                str(tmp_path / "test.csv"),
+                "--json",
+                str(scores),
+            ]
+        )
+        == 0
+    )
     evaluated = json.loads(scores.read_text())
     first_seed = result["runs"][0]["scores"]["test"]
     for task in ("positive", "strong"):
-        assert evaluated[task]["accuracy"] == pytest.approx(first_seed[task]["accuracy"])
+        assert evaluated[task]["accuracy"] == pytest.approx(
+            first_seed[task]["accuracy"]
+        )
 
     preds = tmp_path / "preds.jsonl"
-    assert main(["predict", str(out / "model.keras"), str(tmp_path / "test.csv"),
-                 "--out", str(preds)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "model.keras"),
+                str(tmp_path / "test.csv"),
+                "--out",
+                str(preds),
+            ]
+        )
+        == 0
+    )
     table = pd.read_json(preds, lines=True)
-    assert list(table.columns) == ["positive", "positive_probability", "strong",
-                                   "strong_probability"]
+    assert list(table.columns) == [
+        "positive",
+        "positive_probability",
+        "strong",
+        "strong_probability",
+    ]
     assert len(table) == 32 and set(table["positive"]) <= {0, 1}
 
     (out / "learning_curves.png").unlink()
@@ -97,8 +134,23 @@ def test_train_evaluate_predict_plot(tmp_path, capsys):
 def test_compare(tmp_path):
     config = _write(tmp_path)
     out = tmp_path / "cmp"
-    assert main(["compare", str(config), "--vary", "balancer=ew,pcgrad", "--seeds", "1",
-                 "--epochs", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(config),
+                "--vary",
+                "balancer=ew,pcgrad",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "compare.json").read_text())
     assert set(report["variants"]) == {"ew", "pcgrad"}
     assert report["variants"]["ew"]["delta_m"]["mean"] == 0.0
@@ -132,10 +184,16 @@ def test_bad_config_and_bad_data_exit_2(tmp_path, capsys):
     text = config.read_text().replace('name = "conv1d"', 'name = "conv1"')
     config.write_text(text)
     assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 2
-    assert "names an unknown encoder 'conv1' (did you mean \"conv1d\"?)" in capsys.readouterr().err
+    assert (
+        "names an unknown encoder 'conv1' (did you mean \"conv1d\"?)"
+        in capsys.readouterr().err
+    )
     config = _write(tmp_path)
     frame = pd.read_csv(tmp_path / "train.csv")
     frame.loc[0, "positive"] = 7
     frame.to_csv(tmp_path / "train.csv", index=False)
     assert main(["train", str(config), "--out", str(tmp_path / "o")]) == 2
-    assert "task 'positive' is binary: labels must be 0 or 1, got 7" in capsys.readouterr().err
+    assert (
+        "task 'positive' is binary: labels must be 0 or 1, got 7"
+        in capsys.readouterr().err
+    )

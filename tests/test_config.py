@@ -50,10 +50,17 @@ epochs = 2
 def test_python_to_toml_to_python_gives_identical_predictions(rng):
     keras.utils.set_random_seed(7)
     inputs = {n: keras.Input((12,), dtype="uint8", name=n) for n in ("p", "q")}
-    model = build_model(inputs, LSTMEncoder(6, symbols="onehot"),
-                        [Task("x", inputs=["p"]), Task("y", kind="multiclass", num_classes=3,
-                                                       hidden=[5])],
-                        fusion="concatenate", architecture=None, name="roundtrip")
+    model = build_model(
+        inputs,
+        LSTMEncoder(6, symbols="onehot"),
+        [
+            Task("x", inputs=["p"]),
+            Task("y", kind="multiclass", num_classes=3, hidden=[5]),
+        ],
+        fusion="concatenate",
+        architecture=None,
+        name="roundtrip",
+    )
     text = config_of(model, {"optimizer": "adam", "balancer": "pcgrad"}).to_toml()
     again = Config.from_string(text)
     keras.utils.set_random_seed(7)
@@ -79,7 +86,9 @@ def test_config_of_a_hand_built_model_is_refused():
 def test_with_value_shortcuts():
     config = Config.from_string(BASE)
     assert config.with_value("fusion", "sum").data["model"]["fusion"] == "sum"
-    assert config.with_value("balancer", "pcgrad").data["compile"]["balancer"] == "pcgrad"
+    assert (
+        config.with_value("balancer", "pcgrad").data["compile"]["balancer"] == "pcgrad"
+    )
     assert config.with_value("training.epochs", 5).training()["epochs"] == 5
 
 
@@ -90,41 +99,73 @@ def test_examples_are_valid(name):
 
 
 def test_seed_example_builds_the_seed():
-    assert Config.load(EXAMPLES / "seed_case1.toml").build_model().count_params() == 82_434
-    assert Config.load(EXAMPLES / "seed_case2.toml").build_model().count_params() == 82_306
+    assert (
+        Config.load(EXAMPLES / "seed_case1.toml").build_model().count_params() == 82_434
+    )
+    assert (
+        Config.load(EXAMPLES / "seed_case2.toml").build_model().count_params() == 82_306
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("[modle]\n", ""), "<string>: modle is not a section (did you mean \"model\"?)"),
-        (("units = 4", "unit = 4"), "<string>: [encoder].unit is not an argument of encoder "
-         "'gru' (did you mean \"units\"?)"),
-        (("name = \"gru\"", "name = \"gur\""), "names an unknown encoder 'gur' (did you "
-         "mean \"gru\"?)"),
-        (("kind = \"multiclass\"", "kind = \"multiclas\""), "tasks[1].kind must be one of "
-         "binary, multiclass, multilabel, regression, got 'multiclas' (did you mean "
-         "\"multiclass\"?)"),
-        (("balancer = \"upgrad\"", "balancer = \"upgrd\""), "[compile].balancer names an "
-         "unknown balancer 'upgrd' (did you mean \"upgrad\"?)"),
-        (("balancer = \"upgrad\"", "balancer = { name = \"cagrad\", cc = 1 }"),
-         "[compile].balancer.cc is not an argument of balancer 'cagrad' (did you mean "
-         "\"c\"?)"),
-        (("optimizer = \"adam\"", "optimizer = \"adamm\""), "[compile].optimizer names an "
-         "unknown optimizer 'adamm'"),
-        (("epochs = 2", "epochs = 0"), "[training].epochs must be a whole number >= 1, got 0."),
-        (("epochs = 2", "epoch = 2"), "[training].epoch is not a key of [training] (did you "
-         "mean \"epochs\"?)"),
-        (("fusion = \"concatenate\"", "fusion = \"concat\""), "[model].fusion names an "
-         "unknown fusion 'concat'"),
-        (("[[tasks]]\nname = \"first\"", "[[tasks]]\nname = \"first\"\ninputs = [\"c\"]"),
-         "tasks[0].inputs names input 'c', but the inputs are a, b"),
-        (("shape = [5]\n[inputs.b]", "shape = [-5]\n[inputs.b]"),
-         "[inputs.a].shape must be a list of positive integers, got [-5]."),
-        (("[training]", "[data]\nsource = \"tweet_pair\"\n[training]"),
-         "[data].source must be one of tweet_pairs, census_income, files, got 'tweet_pair' "
-         "(did you mean \"tweet_pairs\"?)"),
-        (("name = \"tiny\"", "name = tiny"), "<string>: not valid TOML"),
+        (("[modle]\n", ""), '<string>: modle is not a section (did you mean "model"?)'),
+        (
+            ("units = 4", "unit = 4"),
+            "<string>: [encoder].unit is not an argument of encoder "
+            "'gru' (did you mean \"units\"?)",
+        ),
+        (
+            ('name = "gru"', 'name = "gur"'),
+            "names an unknown encoder 'gur' (did you mean \"gru\"?)",
+        ),
+        (
+            ('kind = "multiclass"', 'kind = "multiclas"'),
+            "tasks[1].kind must be one of "
+            "binary, multiclass, multilabel, regression, got 'multiclas' (did you mean "
+            '"multiclass"?)',
+        ),
+        (
+            ('balancer = "upgrad"', 'balancer = "upgrd"'),
+            "[compile].balancer names an "
+            "unknown balancer 'upgrd' (did you mean \"upgrad\"?)",
+        ),
+        (
+            ('balancer = "upgrad"', 'balancer = { name = "cagrad", cc = 1 }'),
+            "[compile].balancer.cc is not an argument of balancer 'cagrad' (did you mean "
+            '"c"?)',
+        ),
+        (
+            ('optimizer = "adam"', 'optimizer = "adamm"'),
+            "[compile].optimizer names an unknown optimizer 'adamm'",
+        ),
+        (
+            ("epochs = 2", "epochs = 0"),
+            "[training].epochs must be a whole number >= 1, got 0.",
+        ),
+        (
+            ("epochs = 2", "epoch = 2"),
+            '[training].epoch is not a key of [training] (did you mean "epochs"?)',
+        ),
+        (
+            ('fusion = "concatenate"', 'fusion = "concat"'),
+            "[model].fusion names an unknown fusion 'concat'",
+        ),
+        (
+            ('[[tasks]]\nname = "first"', '[[tasks]]\nname = "first"\ninputs = ["c"]'),
+            "tasks[0].inputs names input 'c', but the inputs are a, b",
+        ),
+        (
+            ("shape = [5]\n[inputs.b]", "shape = [-5]\n[inputs.b]"),
+            "[inputs.a].shape must be a list of positive integers, got [-5].",
+        ),
+        (
+            ("[training]", '[data]\nsource = "tweet_pair"\n[training]'),
+            "[data].source must be one of tweet_pairs, census_income, files, got 'tweet_pair' "
+            '(did you mean "tweet_pairs"?)',
+        ),
+        (('name = "tiny"', "name = tiny"), "<string>: not valid TOML"),
     ],
 )
 def test_config_errors(change, message):

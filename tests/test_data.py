@@ -24,12 +24,14 @@ from keras_mtl.data.mixing import probabilities
 
 def _frame(n=12, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "left": [f"text {i} {'good' if i % 2 else 'bad'}" for i in range(n)],
-        "right": [f"other {i}" for i in range(n)],
-        "positive": rng.integers(0, 2, n),
-        "topic": rng.integers(0, 3, n),
-    })
+    return pd.DataFrame(
+        {
+            "left": [f"text {i} {'good' if i % 2 else 'bad'}" for i in range(n)],
+            "right": [f"other {i}" for i in range(n)],
+            "positive": rng.integers(0, 2, n),
+            "topic": rng.integers(0, 3, n),
+        }
+    )
 
 
 def _config(train, extra="", encoding="bytes"):
@@ -71,8 +73,13 @@ def test_every_table_format(fmt, tmp_path):
     else:
         frame.to_parquet(path)
     data = load(_config(path))
-    assert data.train.x["left"].shape == (12, 16) and data.train.x["left"].dtype == np.uint8
-    np.testing.assert_array_equal(data.train.y["positive"], frame["positive"].astype("float32"))
+    assert (
+        data.train.x["left"].shape == (12, 16)
+        and data.train.x["left"].dtype == np.uint8
+    )
+    np.testing.assert_array_equal(
+        data.train.y["positive"], frame["positive"].astype("float32")
+    )
     np.testing.assert_array_equal(data.train.y["topic"], frame["topic"])
     chunks = list(files.iter_table(path, 5))
     assert [len(c) for c in chunks] == [5, 5, 2]
@@ -81,21 +88,31 @@ def test_every_table_format(fmt, tmp_path):
 def test_word_encoding_and_label_mapping(tmp_path):
     frame = _frame().rename(columns={"positive": "pos"})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    config = _config(tmp_path / "t.csv", extra="[data.labels]\npositive = \"pos\"",
-                     encoding="words")
+    config = _config(
+        tmp_path / "t.csv", extra='[data.labels]\npositive = "pos"', encoding="words"
+    )
     data = load(config)
     assert set(data.vocabularies) == {"left", "right"}
     vocab = WordVocabulary(**data.vocabularies["left"])
-    assert data.train.x["left"][0, :2].tolist() == vocab.encode(["text 0"])[0][0, :2].tolist()
+    assert (
+        data.train.x["left"][0, :2].tolist()
+        == vocab.encode(["text 0"])[0][0, :2].tolist()
+    )
     assert data.labels == {"positive": "pos"}
 
 
 def test_labels_are_checked(tmp_path):
     task = Task("t", "multiclass", num_classes=3)
-    np.testing.assert_array_equal(labels_for(task, [0, 2, None, -1], "f"), [0, 2, -1, -1])
-    with pytest.raises(ValueError, match="f: task 't' has label 3, outside the class ids 0..2"):
+    np.testing.assert_array_equal(
+        labels_for(task, [0, 2, None, -1], "f"), [0, 2, -1, -1]
+    )
+    with pytest.raises(
+        ValueError, match="f: task 't' has label 3, outside the class ids 0..2"
+    ):
         labels_for(task, [0, 3], "f")
-    with pytest.raises(ValueError, match="task 'b' is binary: labels must be 0 or 1, got 2"):
+    with pytest.raises(
+        ValueError, match="task 'b' is binary: labels must be 0 or 1, got 2"
+    ):
         labels_for(Task("b"), [0, 2], "f")
     with pytest.raises(ValueError, match="task 'b' has a non-numeric label 'yes'"):
         labels_for(Task("b"), ["yes"], "f")
@@ -117,14 +134,17 @@ def test_file_errors(tmp_path):
     unlabelled = _frame()
     unlabelled["topic"] = np.nan
     unlabelled.to_csv(tmp_path / "u.csv", index=False)
-    with pytest.raises(ValueError, match="task 'topic' has no labelled sample in the "
-                       "training data"):
+    with pytest.raises(
+        ValueError, match="task 'topic' has no labelled sample in the training data"
+    ):
         load(_config(tmp_path / "u.csv"))
 
 
 def _tweeteval(folder, texts, labels, classes):
     folder.mkdir()
-    (folder / "mapping.txt").write_text("\n".join(f"{i}\t{c}" for i, c in enumerate(classes)))
+    (folder / "mapping.txt").write_text(
+        "\n".join(f"{i}\t{c}" for i, c in enumerate(classes))
+    )
     for split in ("train", "val", "test"):
         (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n")
         (folder / f"{split}_labels.txt").write_text("\n".join(map(str, labels)))
@@ -135,19 +155,29 @@ def test_tweeteval_folder_and_errors(tmp_path):
     frame = tweeteval.read_split(tmp_path / "irony", "train")
     assert frame["label"].tolist() == [0, 1, 1] and frame["text"][0] == "a b"
     (tmp_path / "irony" / "val_labels.txt").write_text("0\n1\n")
-    with pytest.raises(ValueError, match="val_text.txt has 3 lines but val_labels.txt has 2"):
+    with pytest.raises(
+        ValueError, match="val_text.txt has 3 lines but val_labels.txt has 2"
+    ):
         tweeteval.read_split(tmp_path / "irony", "val")
     (tmp_path / "irony" / "test_labels.txt").write_text("0\n5\n1\n")
-    with pytest.raises(ValueError, match=r"line 2: class id 5 is outside 0..1 \(no, yes\)"):
+    with pytest.raises(
+        ValueError, match=r"line 2: class id 5 is outside 0..1 \(no, yes\)"
+    ):
         tweeteval.read_split(tmp_path / "irony", "test")
 
 
 def test_multi_dataset_batches_carry_the_right_masks(tmp_path):
     tasks = [Task("emotion", "multiclass", num_classes=3), Task("irony")]
-    a = Source("emotion", {"text": np.full((10, 4), 1, "uint8")},
-               {"emotion": np.arange(10) % 3})
-    b = Source("irony", {"text": np.full((30, 4), 2, "uint8")},
-               {"irony": np.ones(30, "float32")})
+    a = Source(
+        "emotion",
+        {"text": np.full((10, 4), 1, "uint8")},
+        {"emotion": np.arange(10) % 3},
+    )
+    b = Source(
+        "irony",
+        {"text": np.full((30, 4), 2, "uint8")},
+        {"irony": np.ones(30, "float32")},
+    )
     batches = MixedBatches([a, b], tasks, batch_size=16, sampling="uniform", seed=3)
     assert len(batches) == 3  # 40 samples / 16
     seen = 0
@@ -173,7 +203,9 @@ def test_sampling_probabilities():
 
 def test_sources_config_loads_tweeteval_folders(tmp_path):
     _tweeteval(tmp_path / "irony", ["a b", "c d", "e f"], [0, 1, 1], ["no", "yes"])
-    _tweeteval(tmp_path / "emotion", ["x", "y", "z", "w"], [0, 1, 2, 1], ["a", "b", "c"])
+    _tweeteval(
+        tmp_path / "emotion", ["x", "y", "z", "w"], [0, 1, 2, 1], ["a", "b", "c"]
+    )
     config = Config.from_string(f"""
 [inputs.text]
 shape = [8]
@@ -194,17 +226,21 @@ batch_size = 4
 sampling = "temperature"
 [[data.sources]]
 format = "tweeteval"
-path = "{tmp_path / 'emotion'}"
+path = "{tmp_path / "emotion"}"
 task = "emotion"
 [[data.sources]]
 format = "tweeteval"
-path = "{tmp_path / 'irony'}"
+path = "{tmp_path / "irony"}"
 task = "irony"
 """)
     data = load(config)
     assert isinstance(data.train, MixedBatches)
-    assert data.info["sources"] == {"emotion": {"train": 4, "val": 4, "test": 4},
-                                    "irony": {"train": 3, "val": 3, "test": 3}}
+    assert data.info["sources"] == {
+        "emotion": {"train": 4, "val": 4, "test": 4},
+        "irony": {"train": 3, "val": 3, "test": 3},
+    }
     assert len(data.val) == 7
-    assert (data.val.y["emotion"][4:] == -1).all() and np.isnan(data.val.y["irony"][:4]).all()
+    assert (data.val.y["emotion"][4:] == -1).all() and np.isnan(
+        data.val.y["irony"][:4]
+    ).all()
     json.dumps(data.info)

@@ -247,12 +247,21 @@ _LAYER_KEYS = ("name", "trainable", "dtype")
 
 
 def _arguments(layer: keras.layers.Layer, drop: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {k: v for k, v in layer.get_config().items()
-            if k not in _LAYER_KEYS + drop and v is not None}
+    return {
+        k: v
+        for k, v in layer.get_config().items()
+        if k not in _LAYER_KEYS + drop and v is not None
+    }
 
 
-def _recipe(tensors: dict[str, Any], encoder: Any, fusion_layer: Fusion, arch: Any,
-            tasks: list[Task], name: str) -> dict[str, Any] | None:
+def _recipe(
+    tensors: dict[str, Any],
+    encoder: Any,
+    fusion_layer: Fusion,
+    arch: Any,
+    tasks: list[Task],
+    name: str,
+) -> dict[str, Any] | None:
     """The config tables (`keras_mtl.config`) that rebuild this model, or
     None when a part is not one of the library's named pieces."""
     from keras_mtl.layers import TabularEncoder
@@ -268,11 +277,20 @@ def _recipe(tensors: dict[str, Any], encoder: Any, fusion_layer: Fusion, arch: A
         return None
     model_table: dict[str, Any] = {"name": name, "fusion": fusion_layer.key}
     if arch is not None:
-        model_table["architecture"] = {"name": arch.key, **_arguments(arch, ("num_tasks",))}
+        model_table["architecture"] = {
+            "name": arch.key,
+            **_arguments(arch, ("num_tasks",)),
+        }
     inputs = {
         n: {"shape": [int(d) for d in t.shape[1:]], "dtype": str(t.dtype)}
         for n, t in tensors.items()
     }
-    task_tables = [{k: v for k, v in t.get_config().items() if v is not None} for t in tasks]
-    return {"model": model_table, "inputs": inputs, "encoder": encoder_table,
-            "tasks": task_tables}
+    task_tables = [
+        {k: v for k, v in t.get_config().items() if v is not None} for t in tasks
+    ]
+    return {
+        "model": model_table,
+        "inputs": inputs,
+        "encoder": encoder_table,
+        "tasks": task_tables,
+    }

@@ -31,7 +31,9 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number, got {text!r}"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
@@ -42,56 +44,88 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     demo = commands.add_parser(
-        "demo", help="train the seed's two models and a better one on real tweet pairs",
+        "demo",
+        help="train the seed's two models and a better one on real tweet pairs",
         description="Trains Case 1 (concatenate), Case 2 (per input) and a pair-fusion model "
         "on real tweet pairs, and a bag-of-words yardstick; prints per-task scores, "
-        "dependency maps and conclusions.")
-    demo.add_argument("--out", default="demo-out", help="output folder (default demo-out)")
-    demo.add_argument("--quick", action="store_true", help="a small run for a first look")
+        "dependency maps and conclusions.",
+    )
+    demo.add_argument(
+        "--out", default="demo-out", help="output folder (default demo-out)"
+    )
+    demo.add_argument(
+        "--quick", action="store_true", help="a small run for a first look"
+    )
     demo.add_argument("--epochs", type=_positive, help="training epochs per model")
     demo.add_argument("--train-pairs", type=_positive, help="training pairs")
     demo.add_argument("--batch-size", type=_positive, help="batch size")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and weights")
 
-    train = commands.add_parser("train", help="train the model a TOML config describes",
-                                description="Trains a config's model over seeds, scores it "
-                                "on validation and test data, and writes the model, results "
-                                "and plots.")
+    train = commands.add_parser(
+        "train",
+        help="train the model a TOML config describes",
+        description="Trains a config's model over seeds, scores it "
+        "on validation and test data, and writes the model, results "
+        "and plots.",
+    )
     train.add_argument("config", help="the TOML config")
-    train.add_argument("--out", default="mtl-out", help="output folder (default mtl-out)")
-    train.add_argument("--seeds", type=_positive, help="number of seeds (default: the config's)")
-    train.add_argument("--baselines", action="store_true",
-                       help="also train single-task baselines and report Δm%%")
+    train.add_argument(
+        "--out", default="mtl-out", help="output folder (default mtl-out)"
+    )
+    train.add_argument(
+        "--seeds", type=_positive, help="number of seeds (default: the config's)"
+    )
+    train.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also train single-task baselines and report Δm%%",
+    )
     train.add_argument("--epochs", type=_positive, help="override [training] epochs")
 
-    evaluate = commands.add_parser("evaluate", help="score a saved model on a data file")
+    evaluate = commands.add_parser(
+        "evaluate", help="score a saved model on a data file"
+    )
     evaluate.add_argument("model", help="a .keras file saved by mtl train")
-    evaluate.add_argument("data", help="a CSV, JSONL or Parquet file with the model's columns")
+    evaluate.add_argument(
+        "data", help="a CSV, JSONL or Parquet file with the model's columns"
+    )
     evaluate.add_argument("--format", choices=["csv", "jsonl", "parquet"])
     evaluate.add_argument("--json", help="also write the scores as JSON to this file")
 
     predict = commands.add_parser("predict", help="write a saved model's predictions")
     predict.add_argument("model", help="a .keras file saved by mtl train")
-    predict.add_argument("data", help="a CSV, JSONL or Parquet file with the model's inputs")
-    predict.add_argument("--out", required=True, help="predictions file (.csv or .jsonl)")
+    predict.add_argument(
+        "data", help="a CSV, JSONL or Parquet file with the model's inputs"
+    )
+    predict.add_argument(
+        "--out", required=True, help="predictions file (.csv or .jsonl)"
+    )
     predict.add_argument("--format", choices=["csv", "jsonl", "parquet"])
 
-    compare = commands.add_parser("compare", help="compare variants of a config over seeds")
+    compare = commands.add_parser(
+        "compare", help="compare variants of a config over seeds"
+    )
     compare.add_argument("config", help="the TOML config")
-    compare.add_argument("--vary", required=True,
-                         help="KEY=V1,V2,... e.g. fusion=concatenate,per_input or "
-                         "balancer=ew,uw,pcgrad")
+    compare.add_argument(
+        "--vary",
+        required=True,
+        help="KEY=V1,V2,... e.g. fusion=concatenate,per_input or balancer=ew,uw,pcgrad",
+    )
     compare.add_argument("--seeds", type=_positive, default=1)
-    compare.add_argument("--baselines", action="store_true",
-                         help="Δm%% against single-task baselines (default: against the "
-                         "first variant)")
+    compare.add_argument(
+        "--baselines",
+        action="store_true",
+        help="Δm%% against single-task baselines (default: against the first variant)",
+    )
     compare.add_argument("--epochs", type=_positive, help="override [training] epochs")
     compare.add_argument("--out", default="mtl-compare", help="output folder")
 
     plot = commands.add_parser("plot", help="draw the plots of a results folder again")
     plot.add_argument("results", help="a folder written by mtl train")
 
-    commands.add_parser("methods", help="list architectures, fusions, encoders and balancers")
+    commands.add_parser(
+        "methods", help="list architectures, fusions, encoders and balancers"
+    )
     return parser
 
 
@@ -101,9 +135,18 @@ def _parser() -> argparse.ArgumentParser:
 def _demo(args: argparse.Namespace) -> int:
     from keras_mtl.demo import DemoSettings, run
 
-    settings = DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("train_pairs", args.train_pairs),
-                                   ("batch_size", args.batch_size)) if v is not None}
+    settings = (
+        DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
+    )
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("train_pairs", args.train_pairs),
+            ("batch_size", args.batch_size),
+        )
+        if v is not None
+    }
     settings = DemoSettings(**{**settings.__dict__, **overrides})
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -134,8 +177,13 @@ def _train(args: argparse.Namespace) -> int:
     baselines = args.baselines or config.evaluation().get("baselines", False)
     console = Console()
     verbose = 1 if sys.stdout.isatty() else 2
-    result = runner.run(config, seeds=seeds, baselines=baselines, verbose=verbose,
-                        log=lambda m: console.print(m, markup=False))
+    result = runner.run(
+        config,
+        seeds=seeds,
+        baselines=baselines,
+        verbose=verbose,
+        log=lambda m: console.print(m, markup=False),
+    )
     files = runner.save(result, out)
     _print_summary(console, result)
     console.print(f"Wrote {', '.join(files)} to {out}.", markup=False)
@@ -145,7 +193,9 @@ def _train(args: argparse.Namespace) -> int:
 def _print_summary(console: Any, result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Scores over {len(result['seeds'])} seed(s): mean ± std [95% CI]")
+    table = Table(
+        title=f"Scores over {len(result['seeds'])} seed(s): mean ± std [95% CI]"
+    )
     for column in ("model", "split", "task", "score", "value"):
         table.add_column(column)
     for model, splits in result["summary"].items():
@@ -174,7 +224,9 @@ def _saved_model(path: str) -> Any:
         # Safe mode: a .keras file cannot run arbitrary code when loaded.
         return keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - one sentence, whatever Keras raises
-        raise UsageError(f"mtl: {path} is not a loadable .keras model ({error}).") from None
+        raise UsageError(
+            f"mtl: {path} is not a loadable .keras model ({error})."
+        ) from None
 
 
 def _frame_inputs(model: Any, frame: Any, where: str) -> dict[str, Any]:
@@ -182,14 +234,18 @@ def _frame_inputs(model: Any, frame: Any, where: str) -> dict[str, Any]:
     from keras_mtl.data import InputFiller, WordVocabulary
     from keras_mtl.layers import TabularEncoder
 
-    tabular = next((layer for layer in model.layers if isinstance(layer, TabularEncoder)),
-                   None)
+    tabular = next(
+        (layer for layer in model.layers if isinstance(layer, TabularEncoder)), None
+    )
     if tabular is not None:
         encoded = tabular.spec.encode(frame)
         unseen = sum(encoded.unseen.values())
         if unseen:
-            print(f"{where}: {unseen} categorical value(s) never seen in training went to "
-                  "the out-of-vocabulary bucket.", file=sys.stderr)
+            print(
+                f"{where}: {unseen} categorical value(s) never seen in training went to "
+                "the out-of-vocabulary bucket.",
+                file=sys.stderr,
+            )
         return encoded.inputs
     recipe = getattr(model, "recipe", None) or {}
     tables = recipe.get("inputs") or {t.name: {} for t in model.inputs}
@@ -217,10 +273,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     for task in model.tasks:
         column = mapping.get(task.name, task.name)
         if column not in frame.columns:
-            raise UsageError(f"{args.data}: no label column {column!r} for task "
-                             f"'{task.name}'.")
-        scores[task.name] = task_scores(task, labels_for(task, frame[column], args.data),
-                                        preds[task.name])
+            raise UsageError(
+                f"{args.data}: no label column {column!r} for task '{task.name}'."
+            )
+        scores[task.name] = task_scores(
+            task, labels_for(task, frame[column], args.data), preds[task.name]
+        )
     table = Table(title=f"{args.model} on {args.data} ({len(frame)} rows)")
     for column in ("task", "score", "value"):
         table.add_column(column)
@@ -241,7 +299,9 @@ def _predict(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix not in (".csv", ".jsonl"):
-        raise UsageError(f"mtl predict: --out must end in .csv or .jsonl, got {out.name}.")
+        raise UsageError(
+            f"mtl predict: --out must end in .csv or .jsonl, got {out.name}."
+        )
     model = _saved_model(args.model)
     frame = files.read_table(args.data, args.format)
     preds = model.predict_tasks(_frame_inputs(model, frame, args.data), batch_size=256)
@@ -291,15 +351,21 @@ def _compare(args: argparse.Namespace) -> int:
     key, values = args.vary.split("=", 1)
     variants = [v for v in values.split(",") if v]
     if len(variants) < 2:
-        raise UsageError(f"mtl compare: --vary needs at least two values, got {values!r}.")
+        raise UsageError(
+            f"mtl compare: --vary needs at least two values, got {values!r}."
+        )
     base = _load_config(args.config, args.epochs)
     configs = [(v, base.with_value(key, _parse_value(v))) for v in variants]
     console = Console()
     results = {}
     for value, config in configs:
         console.print(f"== {key} = {value}", markup=False)
-        results[value] = runner.run(config, seeds=args.seeds, baselines=args.baselines,
-                                    log=lambda m: console.print(m, markup=False))
+        results[value] = runner.run(
+            config,
+            seeds=args.seeds,
+            baselines=args.baselines,
+            log=lambda m: console.print(m, markup=False),
+        )
     split = "test" if "test" in results[variants[0]]["summary"]["multi_task"] else "val"
     table = Table(title=f"{key}: {split} scores over {args.seeds} seed(s), mean ± std")
     table.add_column(key)
@@ -317,14 +383,25 @@ def _compare(args: argparse.Namespace) -> int:
         else:
             ref = results[variants[0]]
             values = []
-            for run, ref_run in zip([r for r in results[value]["runs"] if r["model"] == "multi_task"],
-                                    [r for r in ref["runs"] if r["model"] == "multi_task"],
-                                    strict=True):
-                values.append(delta_m(run["scores"][split], ref_run["scores"][split],
-                                      HIGHER_IS_BETTER))
+            for run, ref_run in zip(
+                [r for r in results[value]["runs"] if r["model"] == "multi_task"],
+                [r for r in ref["runs"] if r["model"] == "multi_task"],
+                strict=True,
+            ):
+                values.append(
+                    delta_m(
+                        run["scores"][split], ref_run["scores"][split], HIGHER_IS_BETTER
+                    )
+                )
             dm = summarize(values)
-        table.add_row(value, *[_cell(summary[t][m])[: _cell(summary[t][m]).find(" [")]
-                               for t, m in metrics], _cell(dm, 2))
+        table.add_row(
+            value,
+            *[
+                _cell(summary[t][m])[: _cell(summary[t][m]).find(" [")]
+                for t, m in metrics
+            ],
+            _cell(dm, 2),
+        )
         report["variants"][value] = {"summary": summary, "delta_m": dm}
     console.print(table)
     out = Path(args.out)
@@ -342,7 +419,9 @@ def _plot(args: argparse.Namespace) -> int:
     folder = Path(args.results)
     path = folder / "results.json"
     if not path.is_file():
-        raise UsageError(f"mtl plot: {folder} has no results.json (written by mtl train).")
+        raise UsageError(
+            f"mtl plot: {folder} has no results.json (written by mtl train)."
+        )
     try:
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
@@ -361,8 +440,12 @@ def _methods(args: argparse.Namespace) -> int:
     table = Table(title="keras-mtl methods")
     for column in ("kind", "name", "what it does"):
         table.add_column(column)
-    groups = (("architecture", architectures.ARCHITECTURES), ("fusion", fusion.FUSIONS),
-              ("encoder", encoders.ENCODERS), ("balancer", balancers.BALANCERS))
+    groups = (
+        ("architecture", architectures.ARCHITECTURES),
+        ("fusion", fusion.FUSIONS),
+        ("encoder", encoders.ENCODERS),
+        ("balancer", balancers.BALANCERS),
+    )
     for kind, registry in groups:
         for name, cls in registry.items():
             table.add_row(kind, name, (cls.__doc__ or "").strip().splitlines()[0])
@@ -370,8 +453,15 @@ def _methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"demo": _demo, "train": _train, "evaluate": _evaluate, "predict": _predict,
-            "compare": _compare, "plot": _plot, "methods": _methods}
+COMMANDS = {
+    "demo": _demo,
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "compare": _compare,
+    "plot": _plot,
+    "methods": _methods,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -381,8 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("mtl: name a command: mtl demo, train, evaluate, predict, "
-                             "compare, plot or methods (see mtl --help).")
+            raise UsageError(
+                "mtl: name a command: mtl demo, train, evaluate, predict, "
+                "compare, plot or methods (see mtl --help)."
+            )
         return COMMANDS[args.command](args)
     except UsageError as error:
         print(str(error), file=sys.stderr)
@@ -399,7 +491,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, ConfigError | ValueError | FileNotFoundError):
             print(f"mtl {command}: {_one_line(error)}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"mtl {command}: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        print(
+            f"mtl {command}: {type(error).__name__}: {_one_line(error)}",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

@@ -25,23 +25,40 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
+import tomllib
 
 from keras_mtl import architectures, balancers, encoders, fusion
 from keras_mtl.task import KINDS, Task, closest
 
-SECTIONS = ("model", "inputs", "encoder", "tasks", "compile", "training", "data",
-            "evaluation")
+SECTIONS = (
+    "model",
+    "inputs",
+    "encoder",
+    "tasks",
+    "compile",
+    "training",
+    "data",
+    "evaluation",
+)
 MODEL_KEYS = ("name", "fusion", "architecture")
 INPUT_KEYS = ("shape", "dtype", "column", "encoding", "length", "vocabulary_size")
 ENCODINGS = ("bytes", "words", "number", "numbers", "id")
-TRAINING_KEYS = ("epochs", "batch_size", "seed", "shuffle", "validation_split",
-                 "early_stopping", "steps_per_epoch", "sampling", "temperature")
+TRAINING_KEYS = (
+    "epochs",
+    "batch_size",
+    "seed",
+    "shuffle",
+    "validation_split",
+    "early_stopping",
+    "steps_per_epoch",
+    "sampling",
+    "temperature",
+)
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
 COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
 
@@ -52,7 +69,8 @@ class ConfigError(ValueError):
 
 def _params(func: Callable) -> list[str]:
     return [
-        p.name for p in inspect.signature(func).parameters.values()
+        p.name
+        for p in inspect.signature(func).parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
     ]
 
@@ -62,7 +80,9 @@ def _constructor_params(cls: type) -> list[str]:
     Keras layer base, whose arguments configs do not set)."""
     out: list[str] = []
     for klass in cls.__mro__:
-        if klass in (keras.layers.Layer, object) or klass.__module__.startswith("keras."):
+        if klass in (keras.layers.Layer, object) or klass.__module__.startswith(
+            "keras."
+        ):
             break
         init = klass.__dict__.get("__init__")
         if init is not None:
@@ -111,8 +131,9 @@ class Config:
 
     # --------------------------------------------------------- validation
 
-    def _keys(self, table: Any, where: str, allowed: list[str] | tuple[str, ...],
-              what: str) -> None:
+    def _keys(
+        self, table: Any, where: str, allowed: list[str] | tuple[str, ...], what: str
+    ) -> None:
         if not isinstance(table, dict):
             raise self.error(where, f"must be a table, got {_describe(table)}.")
         for key in table:
@@ -123,23 +144,28 @@ class Config:
                     f"of {', '.join(allowed)}.",
                 )
 
-    def _named(self, value: Any, where: str, registry: dict[str, Any],
-               what: str) -> tuple[str, dict[str, Any]]:
+    def _named(
+        self, value: Any, where: str, registry: dict[str, Any], what: str
+    ) -> tuple[str, dict[str, Any]]:
         """A `name` or `{name = ..., **arguments}` entry, checked."""
         if isinstance(value, str):
             name, args = value, {}
         elif isinstance(value, dict):
             if "name" not in value:
-                raise self.error(where, f"must name the {what} (name = \"...\").")
+                raise self.error(where, f'must name the {what} (name = "...").')
             args = {k: v for k, v in value.items() if k != "name"}
             name = value["name"]
         else:
-            raise self.error(where, f"must be a {what} name or a table, got "
-                             f"{_describe(value)}.")
+            raise self.error(
+                where, f"must be a {what} name or a table, got {_describe(value)}."
+            )
         if name not in registry:
-            raise self.error(where, f"names an unknown {what} {name!r}"
-                             f"{closest(str(name), list(registry))}; expected one of "
-                             f"{', '.join(registry)}.")
+            raise self.error(
+                where,
+                f"names an unknown {what} {name!r}"
+                f"{closest(str(name), list(registry))}; expected one of "
+                f"{', '.join(registry)}.",
+            )
         allowed = _constructor_params(registry[name])
         for key in args:
             if key not in allowed:
@@ -154,10 +180,17 @@ class Config:
         d = self.data
         for key in d:
             if key not in SECTIONS:
-                raise self.error(key, f"is not a section{closest(key, list(SECTIONS))}; "
-                                 f"expected one of {', '.join(SECTIONS)}.")
-        tabular = isinstance(d.get("encoder"), dict) and d["encoder"].get("name") == "tabular"
-        for required in ("encoder", "tasks") if tabular else ("inputs", "encoder", "tasks"):
+                raise self.error(
+                    key,
+                    f"is not a section{closest(key, list(SECTIONS))}; "
+                    f"expected one of {', '.join(SECTIONS)}.",
+                )
+        tabular = (
+            isinstance(d.get("encoder"), dict) and d["encoder"].get("name") == "tabular"
+        )
+        for required in (
+            ("encoder", "tasks") if tabular else ("inputs", "encoder", "tasks")
+        ):
             if required not in d:
                 raise self.error(f"[{required}]", "is missing.")
         if tabular:
@@ -167,27 +200,37 @@ class Config:
         if "fusion" in model:
             self._named(model["fusion"], "[model].fusion", fusion.FUSIONS, "fusion")
         if "architecture" in model:
-            self._named(model["architecture"], "[model].architecture",
-                        architectures.ARCHITECTURES, "architecture")
+            self._named(
+                model["architecture"],
+                "[model].architecture",
+                architectures.ARCHITECTURES,
+                "architecture",
+            )
         inputs = d["inputs"]
         if not isinstance(inputs, dict) or (not inputs and not tabular):
-            raise self.error("[inputs]", "must hold one table per input, e.g. "
-                             "[inputs.text] shape = [280].")
+            raise self.error(
+                "[inputs]",
+                "must hold one table per input, e.g. [inputs.text] shape = [280].",
+            )
         for name, table in inputs.items():
             self._keys(table, f"[inputs.{name}]", INPUT_KEYS, "an input")
             if "encoding" in table and table["encoding"] not in ENCODINGS:
-                raise self.error(f"[inputs.{name}].encoding",
-                                 f"must be one of {', '.join(ENCODINGS)}, got "
-                                 f"{table['encoding']!r}{closest(str(table['encoding']), ENCODINGS)}.")
+                raise self.error(
+                    f"[inputs.{name}].encoding",
+                    f"must be one of {', '.join(ENCODINGS)}, got "
+                    f"{table['encoding']!r}{closest(str(table['encoding']), ENCODINGS)}.",
+                )
             if "shape" in table and not (
                 isinstance(table["shape"], list)
                 and all(isinstance(s, int) and s > 0 for s in table["shape"])
             ):
-                raise self.error(f"[inputs.{name}].shape",
-                                 f"must be a list of positive integers, got {table['shape']!r}.")
+                raise self.error(
+                    f"[inputs.{name}].shape",
+                    f"must be a list of positive integers, got {table['shape']!r}.",
+                )
         encoder = d["encoder"]
         if not isinstance(encoder, dict) or "name" not in encoder:
-            raise self.error("[encoder]", "must name the encoder (name = \"lstm\", ...).")
+            raise self.error("[encoder]", 'must name the encoder (name = "lstm", ...).')
         if encoder["name"] != "tabular":
             self._named(encoder, "[encoder]", encoders.ENCODERS, "encoder")
         tasks = d["tasks"]
@@ -200,39 +243,57 @@ class Config:
                 raise self.error(f"tasks[{i}]", "has no name.")
             kind = table.get("kind", "binary")
             if kind not in KINDS:
-                raise self.error(f"tasks[{i}].kind",
-                                 f"must be one of {', '.join(KINDS)}, got {kind!r}"
-                                 f"{closest(str(kind), KINDS)}.")
+                raise self.error(
+                    f"tasks[{i}].kind",
+                    f"must be one of {', '.join(KINDS)}, got {kind!r}"
+                    f"{closest(str(kind), KINDS)}.",
+                )
             unknown = [x for x in table.get("inputs") or [] if x not in inputs]
             if unknown:
-                raise self.error(f"tasks[{i}].inputs",
-                                 f"names input {unknown[0]!r}, but the inputs are "
-                                 f"{', '.join(inputs)}{closest(unknown[0], list(inputs))}.")
+                raise self.error(
+                    f"tasks[{i}].inputs",
+                    f"names input {unknown[0]!r}, but the inputs are "
+                    f"{', '.join(inputs)}{closest(unknown[0], list(inputs))}.",
+                )
         compile_keys = [k for k in _params(_compile_signature) if k != "self"]
         self._keys(d.get("compile", {}), "[compile]", compile_keys, "compile()")
         comp = d.get("compile", {})
         if "balancer" in comp:
-            self._named(comp["balancer"], "[compile].balancer", balancers.BALANCERS,
-                        "balancer")
+            self._named(
+                comp["balancer"], "[compile].balancer", balancers.BALANCERS, "balancer"
+            )
         if "optimizer" in comp:
             opt = comp["optimizer"]
-            name = opt if isinstance(opt, str) else opt.get("name") if isinstance(opt, dict) else None
+            name = (
+                opt
+                if isinstance(opt, str)
+                else opt.get("name")
+                if isinstance(opt, dict)
+                else None
+            )
             if name is None:
-                raise self.error("[compile].optimizer", "must be an optimizer name or a "
-                                 "table with name = \"...\".")
+                raise self.error(
+                    "[compile].optimizer",
+                    'must be an optimizer name or a table with name = "...".',
+                )
             try:
                 keras.optimizers.get(name)
             except ValueError:
-                raise self.error("[compile].optimizer",
-                                 f"names an unknown optimizer {name!r}.") from None
+                raise self.error(
+                    "[compile].optimizer", f"names an unknown optimizer {name!r}."
+                ) from None
         self._keys(d.get("training", {}), "[training]", TRAINING_KEYS, "[training]")
-        self._keys(d.get("evaluation", {}), "[evaluation]", EVALUATION_KEYS, "[evaluation]")
+        self._keys(
+            d.get("evaluation", {}), "[evaluation]", EVALUATION_KEYS, "[evaluation]"
+        )
         for key in ("epochs", "batch_size", "seeds"):
             for section in ("training", "evaluation"):
                 value = d.get(section, {}).get(key)
                 if value is not None and (not isinstance(value, int) or value < 1):
-                    raise self.error(f"[{section}].{key}",
-                                     f"must be a whole number >= 1, got {value!r}.")
+                    raise self.error(
+                        f"[{section}].{key}",
+                        f"must be a whole number >= 1, got {value!r}.",
+                    )
         if "data" in d:
             from keras_mtl.data import check_data_config
 
@@ -247,7 +308,9 @@ class Config:
             try:
                 out.append(Task(**table))
             except (ValueError, TypeError) as error:
-                raise self.error(f"tasks[{i}]", f"is not a valid task: {error}") from None
+                raise self.error(
+                    f"tasks[{i}]", f"is not a valid task: {error}"
+                ) from None
         return out
 
     def inputs(self) -> dict[str, keras.KerasTensor]:
@@ -268,31 +331,54 @@ class Config:
         name = enc.pop("name")
         if name == "tabular":
             if tabular_spec is None:
-                raise self.error("[encoder]", "is tabular: the feature spec is learned "
-                                 "from the training data, load the data first.")
+                raise self.error(
+                    "[encoder]",
+                    "is tabular: the feature spec is learned "
+                    "from the training data, load the data first.",
+                )
             encoder = TabularEncoder(tabular_spec, **enc)
             inputs = tabular_spec.inputs()
         else:
             try:
                 encoder = encoders.get(name, **enc)
             except (ValueError, TypeError) as error:
-                raise self.error("[encoder]", f"is not a valid encoder: {error}") from None
+                raise self.error(
+                    "[encoder]", f"is not a valid encoder: {error}"
+                ) from None
             inputs = self.inputs()
         arch = model_table.get("architecture")
         if arch is not None:
-            arch_name, args = self._named(arch, "[model].architecture",
-                                          architectures.ARCHITECTURES, "architecture")
-            arch = architectures.get(arch_name, num_tasks=len(self.data["tasks"]), **args)
+            arch_name, args = self._named(
+                arch,
+                "[model].architecture",
+                architectures.ARCHITECTURES,
+                "architecture",
+            )
+            arch = architectures.get(
+                arch_name, num_tasks=len(self.data["tasks"]), **args
+            )
         fuse = model_table.get("fusion", "concatenate")
         if isinstance(fuse, dict):
-            fuse_name, args = self._named(fuse, "[model].fusion", fusion.FUSIONS, "fusion")
+            fuse_name, args = self._named(
+                fuse, "[model].fusion", fusion.FUSIONS, "fusion"
+            )
             fuse = fusion.get(fuse_name, **args)
         try:
-            model = build_model(inputs, encoder, self.tasks, fusion=fuse, architecture=arch,
-                                name=model_table.get("name", "multi_task_model"))
+            model = build_model(
+                inputs,
+                encoder,
+                self.tasks,
+                fusion=fuse,
+                architecture=arch,
+                name=model_table.get("name", "multi_task_model"),
+            )
         except ValueError as error:
             raise ConfigError(f"{self.source}: {error}") from None
-        model.recipe = {k: v for k, v in self.data.items() if k in ("model", "inputs", "encoder", "tasks")}
+        model.recipe = {
+            k: v
+            for k, v in self.data.items()
+            if k in ("model", "inputs", "encoder", "tasks")
+        }
         return model
 
     def compile_kwargs(self) -> dict[str, Any]:
@@ -300,13 +386,16 @@ class Config:
         opt = comp.get("optimizer")
         if isinstance(opt, dict):
             args = {k: v for k, v in opt.items() if k != "name"}
-            comp["optimizer"] = keras.optimizers.get(
-                {"class_name": opt["name"], "config": args}
-            ) if args else opt["name"]
+            comp["optimizer"] = (
+                keras.optimizers.get({"class_name": opt["name"], "config": args})
+                if args
+                else opt["name"]
+            )
         bal = comp.get("balancer")
         if isinstance(bal, dict):
-            comp["balancer"] = balancers.get(bal["name"], **{k: v for k, v in bal.items()
-                                                             if k != "name"})
+            comp["balancer"] = balancers.get(
+                bal["name"], **{k: v for k, v in bal.items() if k != "name"}
+            )
         return comp
 
     def training(self) -> dict[str, Any]:
@@ -325,33 +414,51 @@ class Config:
     def with_value(self, key: str, value: Any) -> Config:
         """A copy with a dotted key set (`compile.balancer`, `model.fusion`,
         or the short forms `fusion`, `balancer`, `architecture`, `encoder`)."""
-        shortcuts = {"fusion": "model.fusion", "architecture": "model.architecture",
-                     "balancer": "compile.balancer", "optimizer": "compile.optimizer",
-                     "encoder": "encoder.name", "epochs": "training.epochs",
-                     "balance_mode": "compile.balance_mode"}
+        shortcuts = {
+            "fusion": "model.fusion",
+            "architecture": "model.architecture",
+            "balancer": "compile.balancer",
+            "optimizer": "compile.optimizer",
+            "encoder": "encoder.name",
+            "epochs": "training.epochs",
+            "balance_mode": "compile.balance_mode",
+        }
         path = shortcuts.get(key, key).split(".")
         data = copy.deepcopy(self.data)
         node = data
         for part in path[:-1]:
             if not isinstance(node.setdefault(part, {}), dict):
-                raise ConfigError(f"{self.source}: cannot set {key}: {part} is not a table.")
+                raise ConfigError(
+                    f"{self.source}: cannot set {key}: {part} is not a table."
+                )
             node = node[part]
         node[path[-1]] = value
         return Config(data, self.source)
 
 
-def _compile_signature(self: Any, optimizer: Any = "rmsprop", loss: Any = None,
-                       loss_weights: Any = None, metrics: Any = None,
-                       weighted_metrics: Any = None, balancer: Any = None,
-                       balance_mode: str = "parameter", cosine: bool = False,
-                       update_every: int = 1, run_eagerly: bool = False,
-                       steps_per_execution: int = 1, jit_compile: Any = "auto",
-                       auto_scale_loss: bool = True) -> None:
+def _compile_signature(
+    self: Any,
+    optimizer: Any = "rmsprop",
+    loss: Any = None,
+    loss_weights: Any = None,
+    metrics: Any = None,
+    weighted_metrics: Any = None,
+    balancer: Any = None,
+    balance_mode: str = "parameter",
+    cosine: bool = False,
+    update_every: int = 1,
+    run_eagerly: bool = False,
+    steps_per_execution: int = 1,
+    jit_compile: Any = "auto",
+    auto_scale_loss: bool = True,
+) -> None:
     """The keys `[compile]` accepts: MultiTaskModel.compile's arguments."""
 
 
 def _default_dtype(encoding: str | None) -> str:
-    return {"bytes": "uint8", "words": "int32", "id": "int32"}.get(encoding or "", "float32")
+    return {"bytes": "uint8", "words": "int32", "id": "int32"}.get(
+        encoding or "", "float32"
+    )
 
 
 def _describe(value: Any) -> str:
@@ -385,7 +492,8 @@ def expand(path: str) -> str:
     """A path with `${VAR}` environment variables expanded."""
     expanded = os.path.expandvars(path)
     if "$" in expanded:
-        name = expanded[expanded.index("$"):].split("/")[0].strip("${}")
-        raise ConfigError(f"The path {path!r} uses the environment variable {name}, "
-                          "which is not set.")
+        name = expanded[expanded.index("$") :].split("/")[0].strip("${}")
+        raise ConfigError(
+            f"The path {path!r} uses the environment variable {name}, which is not set."
+        )
     return expanded

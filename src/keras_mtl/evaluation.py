@@ -64,7 +64,12 @@ def summarize(values: list[float]) -> dict[str, float]:
     array = np.asarray([v for v in values if v == v], dtype=np.float64)  # drop NaN
     n = len(array)
     if n == 0:
-        return {"mean": float("nan"), "std": float("nan"), "ci95": [float("nan")] * 2, "n": 0}
+        return {
+            "mean": float("nan"),
+            "std": float("nan"),
+            "ci95": [float("nan")] * 2,
+            "n": 0,
+        }
     mean = float(array.mean())
     if n == 1:
         return {"mean": mean, "std": 0.0, "ci95": [mean, mean], "n": 1}

@@ -23,12 +23,17 @@ def _first_multi(result: dict[str, Any]) -> dict[str, Any] | None:
 
 def learning_curves(history: dict[str, list[float]], path: Path) -> bool:
     """Per-task training and validation loss per epoch."""
-    tasks = sorted(k[: -len("_loss")] for k in history
-                   if k.endswith("_loss") and not k.startswith("val_") and k != "loss")
+    tasks = sorted(
+        k[: -len("_loss")]
+        for k in history
+        if k.endswith("_loss") and not k.startswith("val_") and k != "loss"
+    )
     if not tasks:
         return False
     plt = _pyplot()
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3), squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(tasks), figsize=(4 * len(tasks), 3), squeeze=False
+    )
     for axis, task in zip(axes[0], tasks, strict=True):
         epochs = np.arange(1, len(history[f"{task}_loss"]) + 1)
         axis.plot(epochs, history[f"{task}_loss"], label="train")
@@ -100,9 +105,11 @@ def save_all(result: dict[str, Any], out: Path) -> list[str]:
     if run is None:
         return []
     written = []
-    for name, plot in (("learning_curves.png", learning_curves),
-                       ("task_weights.png", task_weights),
-                       ("gradient_cosine.png", cosine_matrix)):
+    for name, plot in (
+        ("learning_curves.png", learning_curves),
+        ("task_weights.png", task_weights),
+        ("gradient_cosine.png", cosine_matrix),
+    ):
         if plot(run["history"], out / name):
             written.append(name)
     return written

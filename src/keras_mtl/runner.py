@@ -23,8 +23,12 @@ SINGLE = "single_task"
 def _single_task_config(config: Config, task: str) -> Config:
     data = dict(config.data)
     data["tasks"] = [t for t in config.data["tasks"] if t["name"] == task]
-    comp = {k: v for k, v in data.get("compile", {}).items()
-            if k not in ("balancer", "balance_mode", "cosine", "update_every", "loss_weights")}
+    comp = {
+        k: v
+        for k, v in data.get("compile", {}).items()
+        if k
+        not in ("balancer", "balance_mode", "cosine", "update_every", "loss_weights")
+    }
     for key in ("loss", "metrics", "weighted_metrics"):
         if isinstance(comp.get(key), dict):
             comp[key] = {k: v for k, v in comp[key].items() if k == task}
@@ -37,8 +41,14 @@ def _training_data(data: data_module.Data, tasks: list[str]) -> Any:
         batches = data.train
         sources = [s for s in batches.sources if any(t in s.y for t in tasks)]
         return data_module.MixedBatches(
-            sources, [t for t in batches.tasks if t.name in tasks], batches.batch_size,
-            batches.sampling, batches.temperature, None, batches.seed)
+            sources,
+            [t for t in batches.tasks if t.name in tasks],
+            batches.batch_size,
+            batches.sampling,
+            batches.temperature,
+            None,
+            batches.seed,
+        )
     return data.train.x, {t: data.train.y[t] for t in tasks}
 
 
@@ -48,22 +58,38 @@ def _split_for(split: data_module.Split | None, tasks: list[str]) -> Any:
     return split.x, {t: split.y[t] for t in tasks}
 
 
-def train_once(config: Config, data: data_module.Data, seed: int, verbose: int = 0,
-               callbacks: list | None = None) -> dict[str, Any]:
+def train_once(
+    config: Config,
+    data: data_module.Data,
+    seed: int,
+    verbose: int = 0,
+    callbacks: list | None = None,
+) -> dict[str, Any]:
     """Builds, compiles and trains the config's model once; scores it."""
     keras.utils.set_random_seed(seed)
     training = config.training()
     model = config.build_model(data.tabular_spec)
     # What `mtl evaluate`/`predict` need to encode raw data, saved with the model.
-    model.recipe = {**model.recipe, "vocabularies": data.vocabularies, "labels": data.labels}
+    model.recipe = {
+        **model.recipe,
+        "vocabularies": data.vocabularies,
+        "labels": data.labels,
+    }
     model.compile(**config.compile_kwargs())
     names = model.task_names
     train = _training_data(data, names)
-    fit_args: dict[str, Any] = {"epochs": training.get("epochs", 1), "verbose": verbose,
-                                "callbacks": list(callbacks or [])}
+    fit_args: dict[str, Any] = {
+        "epochs": training.get("epochs", 1),
+        "verbose": verbose,
+        "callbacks": list(callbacks or []),
+    }
     if isinstance(train, tuple):
-        fit_args.update(x=train[0], y=train[1], batch_size=training.get("batch_size", 64),
-                        shuffle=training.get("shuffle", True))
+        fit_args.update(
+            x=train[0],
+            y=train[1],
+            batch_size=training.get("batch_size", 64),
+            shuffle=training.get("shuffle", True),
+        )
     else:
         train.seed = seed
         fit_args["x"] = train
@@ -72,9 +98,13 @@ def train_once(config: Config, data: data_module.Data, seed: int, verbose: int =
         fit_args["validation_data"] = val
     patience = training.get("early_stopping")
     if patience:
-        fit_args["callbacks"].append(keras.callbacks.EarlyStopping(
-            monitor="val_loss" if val is not None else "loss", patience=int(patience),
-            restore_best_weights=True))
+        fit_args["callbacks"].append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss" if val is not None else "loss",
+                patience=int(patience),
+                restore_best_weights=True,
+            )
+        )
     history = model.fit(**fit_args)
     scores = {}
     for name in ("val", "test"):
@@ -82,14 +112,24 @@ def train_once(config: Config, data: data_module.Data, seed: int, verbose: int =
         if split is None:
             continue
         preds = model.predict_tasks(split.x, batch_size=256)
-        scores[name] = {t.name: task_scores(t, split.y[t.name], preds[t.name])
-                        for t in model.tasks}
-    return {"model": model, "seed": seed, "scores": scores,
-            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+        scores[name] = {
+            t.name: task_scores(t, split.y[t.name], preds[t.name]) for t in model.tasks
+        }
+    return {
+        "model": model,
+        "seed": seed,
+        "scores": scores,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
 
 
-def run(config: Config, seeds: int = 1, baselines: bool = False, verbose: int = 0,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    config: Config,
+    seeds: int = 1,
+    baselines: bool = False,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Trains the multi-task model (and the single-task baselines) over
     `seeds` seeds and summarises the scores.
 
@@ -110,19 +150,36 @@ def run(config: Config, seeds: int = 1, baselines: bool = False, verbose: int = 
         result = train_once(config, data, seed, verbose)
         if first_model is None:
             first_model = result["model"]
-        runs.append({"model": MULTI, "seed": seed, "scores": result["scores"],
-                     "history": result["history"]})
+        runs.append(
+            {
+                "model": MULTI,
+                "seed": seed,
+                "scores": result["scores"],
+                "history": result["history"],
+            }
+        )
         log(f"seed {seed}: multi-task " + _brief(result["scores"]))
         if baselines and len(task_names) > 1:
             for task in task_names:
-                single = train_once(_single_task_config(config, task), data, seed, verbose)
-                runs.append({"model": f"{SINGLE}:{task}", "seed": seed,
-                             "scores": single["scores"], "history": single["history"]})
+                single = train_once(
+                    _single_task_config(config, task), data, seed, verbose
+                )
+                runs.append(
+                    {
+                        "model": f"{SINGLE}:{task}",
+                        "seed": seed,
+                        "scores": single["scores"],
+                        "history": single["history"],
+                    }
+                )
                 log(f"seed {seed}: single-task {task} " + _brief(single["scores"]))
     summary = _summarize(runs, task_names)
-    result: dict[str, Any] = {"data": data.info, "seeds": [r["seed"] for r in runs
-                                                            if r["model"] == MULTI],
-                              "runs": runs, "summary": summary}
+    result: dict[str, Any] = {
+        "data": data.info,
+        "seeds": [r["seed"] for r in runs if r["model"] == MULTI],
+        "runs": runs,
+        "summary": summary,
+    }
     if baselines and len(task_names) > 1:
         result["delta_m"] = _delta_m(runs, task_names)
     result["model"] = first_model
@@ -132,9 +189,14 @@ def run(config: Config, seeds: int = 1, baselines: bool = False, verbose: int = 
 def _describe_data(data: data_module.Data) -> str:
     parts = [f"{k}: {v}" for k, v in data.info.items() if k != "sources"]
     if "sources" in data.info:
-        parts.insert(0, "sources " + ", ".join(
-            f"{name} ({', '.join(f'{s} {n}' for s, n in sizes.items())})"
-            for name, sizes in data.info["sources"].items()))
+        parts.insert(
+            0,
+            "sources "
+            + ", ".join(
+                f"{name} ({', '.join(f'{s} {n}' for s, n in sizes.items())})"
+                for name, sizes in data.info["sources"].items()
+            ),
+        )
     return "Data: " + "; ".join(parts)
 
 
@@ -144,7 +206,8 @@ def _brief(scores: dict[str, Any]) -> str:
         return "(no validation or test data)"
     return f"({split}) " + ", ".join(
         f"{t} " + " ".join(f"{m} {v:.4f}" for m, v in s.items())
-        for t, s in scores[split].items())
+        for t, s in scores[split].items()
+    )
 
 
 def _summarize(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
@@ -159,7 +222,9 @@ def _summarize(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
             for task, scores in mine[0]["scores"][split].items():
                 for metric in scores:
                     values = [r["scores"][split][task][metric] for r in mine]
-                    table.setdefault(split, {}).setdefault(task, {})[metric] = summarize(values)
+                    table.setdefault(split, {}).setdefault(task, {})[metric] = (
+                        summarize(values)
+                    )
         out[model] = table
     return out
 
@@ -172,13 +237,22 @@ def _delta_m(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
         for run in multi:
             base = {}
             for task in tasks:
-                single = next(r for r in runs if r["model"] == f"{SINGLE}:{task}"
-                              and r["seed"] == run["seed"])
+                single = next(
+                    r
+                    for r in runs
+                    if r["model"] == f"{SINGLE}:{task}" and r["seed"] == run["seed"]
+                )
                 base[task] = single["scores"][split][task]
             scores = {t: run["scores"][split][t] for t in tasks}
-            usable = {t: {m: v for m, v in s.items() if not math.isnan(v)
-                          and not math.isnan(base[t].get(m, float("nan")))}
-                      for t, s in scores.items()}
+            usable = {
+                t: {
+                    m: v
+                    for m, v in s.items()
+                    if not math.isnan(v)
+                    and not math.isnan(base[t].get(m, float("nan")))
+                }
+                for t, s in scores.items()
+            }
             values.append(delta_m(usable, base, HIGHER_IS_BETTER))
         out[split] = summarize(values)
     return out
@@ -188,14 +262,19 @@ def markdown(result: dict[str, Any]) -> str:
     """The results as a Markdown table: per model, task, split and score,
     mean ± std [95% interval] over seeds."""
     seeds = len(result["seeds"])
-    lines = [f"Seeds: {seeds}. Values: mean ± standard deviation [95% interval].", "",
-             "| model | split | task | score | value |", "|---|---|---|---|---|"]
+    lines = [
+        f"Seeds: {seeds}. Values: mean ± standard deviation [95% interval].",
+        "",
+        "| model | split | task | score | value |",
+        "|---|---|---|---|---|",
+    ]
     for model, table in result["summary"].items():
         for split, tasks in table.items():
             for task, scores in tasks.items():
                 for metric, s in scores.items():
-                    lines.append(f"| {model} | {split} | {task} | {metric} | "
-                                 f"{_fmt(s)} |")
+                    lines.append(
+                        f"| {model} | {split} | {task} | {metric} | {_fmt(s)} |"
+                    )
     if "delta_m" in result:
         lines += ["", "| Δm% (multi-task vs single-task) | value |", "|---|---|"]
         for split, s in result["delta_m"].items():

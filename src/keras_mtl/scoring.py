@@ -146,8 +146,12 @@ def task_scores(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     regression."""
     if task.kind == "regression":
         yy, pp = _elementwise(task, y, p)
-        return {"mae": float(np.abs(yy - pp).mean()) if yy.size else float("nan"),
-                "rmse": float(np.sqrt(((yy - pp) ** 2).mean())) if yy.size else float("nan")}
+        return {
+            "mae": float(np.abs(yy - pp).mean()) if yy.size else float("nan"),
+            "rmse": float(np.sqrt(((yy - pp) ** 2).mean()))
+            if yy.size
+            else float("nan"),
+        }
     out = {"accuracy": accuracy(task, y, p), "macro_f1": macro_f1(task, y, p)}
     if task.kind in ("binary", "multilabel"):
         out["auc"] = roc_auc(task, y, p)
@@ -155,5 +159,10 @@ def task_scores(task: Task, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 #: Whether a higher value of a score is better (for Δm%).
-HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "auc": True, "mae": False,
-                    "rmse": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "macro_f1": True,
+    "auc": True,
+    "mae": False,
+    "rmse": False,
+}

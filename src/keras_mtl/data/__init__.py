@@ -36,8 +36,22 @@ from keras_mtl.task import Task, closest
 from keras_mtl.text import encode_bytes
 
 SOURCES = ("tweet_pairs", "census_income", "files")
-DATA_KEYS = ("source", "seed", "train_pairs", "val_pairs", "test_pairs", "path", "format",
-             "train", "val", "test", "labels", "sources", "numeric", "exclude")
+DATA_KEYS = (
+    "source",
+    "seed",
+    "train_pairs",
+    "val_pairs",
+    "test_pairs",
+    "path",
+    "format",
+    "train",
+    "val",
+    "test",
+    "labels",
+    "sources",
+    "numeric",
+    "exclude",
+)
 SOURCE_KEYS = ("name", "format", "path", "task", "train", "val", "test", "labels")
 
 
@@ -81,9 +95,12 @@ def check_data_config(table: Any, config: Any) -> None:
         raise config.error("[data]", "must be a table.")
     for key in table:
         if key not in DATA_KEYS:
-            raise config.error(f"[data].{key}", f"is not a key of [data]"
-                               f"{closest(key, list(DATA_KEYS))}; expected one of "
-                               f"{', '.join(DATA_KEYS)}.")
+            raise config.error(
+                f"[data].{key}",
+                f"is not a key of [data]"
+                f"{closest(key, list(DATA_KEYS))}; expected one of "
+                f"{', '.join(DATA_KEYS)}.",
+            )
     if "sources" in table:
         if not isinstance(table["sources"], list) or not table["sources"]:
             raise config.error("[[data.sources]]", "must list at least one source.")
@@ -94,24 +111,36 @@ def check_data_config(table: Any, config: Any) -> None:
                 raise config.error(where, "must be a table.")
             for key in source:
                 if key not in SOURCE_KEYS:
-                    raise config.error(f"{where}.{key}", f"is not a key of a data source"
-                                       f"{closest(key, list(SOURCE_KEYS))}; expected one of "
-                                       f"{', '.join(SOURCE_KEYS)}.")
+                    raise config.error(
+                        f"{where}.{key}",
+                        f"is not a key of a data source"
+                        f"{closest(key, list(SOURCE_KEYS))}; expected one of "
+                        f"{', '.join(SOURCE_KEYS)}.",
+                    )
             if source.get("format") == "tweeteval":
                 if "path" not in source or "task" not in source:
-                    raise config.error(where, "is a tweeteval source: give its path and the "
-                                       "task its labels belong to.")
+                    raise config.error(
+                        where,
+                        "is a tweeteval source: give its path and the "
+                        "task its labels belong to.",
+                    )
                 if source["task"] not in tasks:
-                    raise config.error(f"{where}.task", f"names task {source['task']!r}, "
-                                       f"which is not in [[tasks]]"
-                                       f"{closest(str(source['task']), sorted(tasks))}.")
+                    raise config.error(
+                        f"{where}.task",
+                        f"names task {source['task']!r}, "
+                        f"which is not in [[tasks]]"
+                        f"{closest(str(source['task']), sorted(tasks))}.",
+                    )
         return
     source = table.get("source", "files")
     if source not in SOURCES:
-        raise config.error("[data].source", f"must be one of {', '.join(SOURCES)}, got "
-                           f"{source!r}{closest(str(source), SOURCES)}.")
+        raise config.error(
+            "[data].source",
+            f"must be one of {', '.join(SOURCES)}, got "
+            f"{source!r}{closest(str(source), SOURCES)}.",
+        )
     if source == "files" and "train" not in table:
-        raise config.error("[data]", "reads files: give at least train = \"path\".")
+        raise config.error("[data]", 'reads files: give at least train = "path".')
     if source == "census_income" and "path" not in table:
         raise config.error("[data]", "reads census_income: give its path.")
 
@@ -137,21 +166,29 @@ def labels_for(task: Task, values: Any, where: str) -> np.ndarray:
     bad = numeric.isna() & pd.Series(values).notna()
     if bad.any():
         first = pd.Series(values)[bad].iloc[0]
-        raise ValueError(f"{where}: task '{task.name}' has a non-numeric label {first!r}.")
+        raise ValueError(
+            f"{where}: task '{task.name}' has a non-numeric label {first!r}."
+        )
     array = numeric.to_numpy(np.float64)
     if task.kind == "multiclass":
         present = ~np.isnan(array) & (array != -1)
-        wrong = present & ((array < 0) | (array >= task.units) | (array != np.round(array)))
+        wrong = present & (
+            (array < 0) | (array >= task.units) | (array != np.round(array))
+        )
         if wrong.any():
-            raise ValueError(f"{where}: task '{task.name}' has label {array[wrong][0]:g}, "
-                             f"outside the class ids 0..{task.units - 1}.")
+            raise ValueError(
+                f"{where}: task '{task.name}' has label {array[wrong][0]:g}, "
+                f"outside the class ids 0..{task.units - 1}."
+            )
         return np.where(present, array, -1).astype(np.int32)
     if task.kind in ("binary", "multilabel"):
         present = ~np.isnan(array) & (array != -1)
         wrong = present & ~np.isin(array, (0.0, 1.0))
         if wrong.any():
-            raise ValueError(f"{where}: task '{task.name}' is {task.kind}: labels must be "
-                             f"0 or 1, got {array[wrong][0]:g}.")
+            raise ValueError(
+                f"{where}: task '{task.name}' is {task.kind}: labels must be "
+                f"0 or 1, got {array[wrong][0]:g}."
+            )
         return np.where(present, array, np.nan).astype(np.float32)
     return array.astype(np.float32)
 
@@ -170,16 +207,19 @@ class InputFiller:
             if table.get("encoding") == "words":
                 column = self._column(frame, name, table, "training data")
                 self.vocabularies[name] = WordVocabulary.fit(
-                    frame[column].astype(str), size=table.get("vocabulary_size", 20000),
+                    frame[column].astype(str),
+                    size=table.get("vocabulary_size", 20000),
                     length=table.get("length", (table.get("shape") or [64])[0]),
                 )
 
     def _column(self, frame: Any, name: str, table: dict, where: str) -> str:
         column = table.get("column", name)
         if column not in frame.columns:
-            raise ValueError(f"{where}: input '{name}' reads column {column!r}, which the "
-                             f"data lacks (columns: {', '.join(map(str, frame.columns))})"
-                             f"{closest(str(column), [str(c) for c in frame.columns])}.")
+            raise ValueError(
+                f"{where}: input '{name}' reads column {column!r}, which the "
+                f"data lacks (columns: {', '.join(map(str, frame.columns))})"
+                f"{closest(str(column), [str(c) for c in frame.columns])}."
+            )
         return column
 
     def __call__(self, frame: Any, where: str) -> dict[str, np.ndarray]:
@@ -203,17 +243,24 @@ class InputFiller:
                 numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
                 bad = ~np.isfinite(numbers)
                 if bad.any():
-                    raise ValueError(f"{where}: input '{name}' (column {column!r}) has "
-                                     f"{int(bad.sum())} missing or non-numeric value(s), first "
-                                     f"at row {int(np.argmax(bad))}.")
+                    raise ValueError(
+                        f"{where}: input '{name}' (column {column!r}) has "
+                        f"{int(bad.sum())} missing or non-numeric value(s), first "
+                        f"at row {int(np.argmax(bad))}."
+                    )
                 dtype = np.int32 if encoding == "id" else np.float32
                 shape = table.get("shape") or []
                 out[name] = numbers.astype(dtype).reshape((-1, *shape))
         return out
 
 
-def _task_labels(frame: Any, tasks: list[Task], mapping: dict[str, str], where: str,
-                 only: list[str] | None = None) -> dict[str, np.ndarray]:
+def _task_labels(
+    frame: Any,
+    tasks: list[Task],
+    mapping: dict[str, str],
+    where: str,
+    only: list[str] | None = None,
+) -> dict[str, np.ndarray]:
     y = {}
     n = len(frame)
     for task in tasks:
@@ -222,8 +269,10 @@ def _task_labels(frame: Any, tasks: list[Task], mapping: dict[str, str], where: 
             continue
         column = mapping.get(task.name, task.name)
         if column not in frame.columns:
-            raise ValueError(f"{where}: no label column {column!r} for task '{task.name}' "
-                             f"(columns: {', '.join(map(str, frame.columns))}).")
+            raise ValueError(
+                f"{where}: no label column {column!r} for task '{task.name}' "
+                f"(columns: {', '.join(map(str, frame.columns))})."
+            )
         y[task.name] = labels_for(task, frame[column], where)
     return y
 
@@ -233,8 +282,10 @@ def _no_labels(y: dict[str, np.ndarray], tasks: list[Task], where: str) -> None:
         values = y[task.name]
         present = values != -1 if task.kind == "multiclass" else ~np.isnan(values)
         if not present.any():
-            raise ValueError(f"{where}: task '{task.name}' has no labelled sample in the "
-                             "training data.")
+            raise ValueError(
+                f"{where}: task '{task.name}' has no labelled sample in the "
+                "training data."
+            )
 
 
 def load(config: Any) -> Data:
@@ -249,30 +300,48 @@ def load(config: Any) -> Data:
     if source == "tweet_pairs":
         from keras_mtl.datasets import tweet_pairs
 
-        pairs = tweet_pairs.load(seed=table.get("seed", 0),
-                                 train_pairs=table.get("train_pairs"),
-                                 val_pairs=table.get("val_pairs"),
-                                 test_pairs=table.get("test_pairs"))
+        pairs = tweet_pairs.load(
+            seed=table.get("seed", 0),
+            train_pairs=table.get("train_pairs"),
+            val_pairs=table.get("val_pairs"),
+            test_pairs=table.get("test_pairs"),
+        )
 
         def split(part: Any) -> Split:
-            return Split(dict(part.x), {t.name: part.y[t.name] for t in tasks
-                                        if t.name in part.y})
+            return Split(
+                dict(part.x),
+                {t.name: part.y[t.name] for t in tasks if t.name in part.y},
+            )
 
         missing = [t.name for t in tasks if t.name not in pairs.train.y]
         if missing:
-            raise ValueError(f"{config.source}: the tweet pairs have tasks a_negative and "
-                             f"same_sentiment, not {missing[0]!r}.")
-        return Data(split(pairs.train), split(pairs.val), split(pairs.test),
-                    {"truncated_tweets": pairs.truncated, "train": len(pairs.train),
-                     "val": len(pairs.val), "test": len(pairs.test)})
+            raise ValueError(
+                f"{config.source}: the tweet pairs have tasks a_negative and "
+                f"same_sentiment, not {missing[0]!r}."
+            )
+        return Data(
+            split(pairs.train),
+            split(pairs.val),
+            split(pairs.test),
+            {
+                "truncated_tweets": pairs.truncated,
+                "train": len(pairs.train),
+                "val": len(pairs.val),
+                "test": len(pairs.test),
+            },
+        )
     if source == "census_income":
         from keras_mtl.datasets import census_income
         from keras_mtl.tabular import FeatureSpec
 
-        parts = census_income.load(_path(table["path"], base), seed=table.get("seed", 0))
-        spec = FeatureSpec.from_frame(parts["train"].frame,
-                                      numeric=table.get("numeric", census_income.NUMERIC),
-                                      exclude=table.get("exclude", census_income.EXCLUDE))
+        parts = census_income.load(
+            _path(table["path"], base), seed=table.get("seed", 0)
+        )
+        spec = FeatureSpec.from_frame(
+            parts["train"].frame,
+            numeric=table.get("numeric", census_income.NUMERIC),
+            exclude=table.get("exclude", census_income.EXCLUDE),
+        )
         out = {}
         info: dict[str, Any] = {}
         for name, part in parts.items():
@@ -286,15 +355,20 @@ def load(config: Any) -> Data:
     frames = {}
     for name in ("train", "val", "test"):
         if name in table:
-            frames[name] = files.read_table(_path(table[name], base), table.get("format"))
+            frames[name] = files.read_table(
+                _path(table[name], base), table.get("format")
+            )
     spec = None
     encoder = config.data["encoder"]
     if encoder.get("name") == "tabular":
         from keras_mtl.tabular import FeatureSpec
 
         label_columns = [mapping.get(t.name, t.name) for t in tasks]
-        spec = FeatureSpec.from_frame(frames["train"], numeric=table.get("numeric"),
-                                      exclude=[*label_columns, *table.get("exclude", [])])
+        spec = FeatureSpec.from_frame(
+            frames["train"],
+            numeric=table.get("numeric"),
+            exclude=[*label_columns, *table.get("exclude", [])],
+        )
     filler = InputFiller(config.data["inputs"])
     filler.fit(frames["train"])
     splits: dict[str, Split] = {}
@@ -309,51 +383,85 @@ def load(config: Any) -> Data:
         info[name] = len(frame)
     info["truncated"] = dict(filler.cut)
     vocabularies = {k: v.get_config() for k, v in filler.vocabularies.items()}
-    return Data(splits["train"], splits.get("val"), splits.get("test"), info, spec,
-                vocabularies, dict(mapping))
+    return Data(
+        splits["train"],
+        splits.get("val"),
+        splits.get("test"),
+        info,
+        spec,
+        vocabularies,
+        dict(mapping),
+    )
 
 
-def _load_sources(config: Any, table: dict, tasks: list[Task], training: dict,
-                  base: Path | None) -> Data:
+def _load_sources(
+    config: Any, table: dict, tasks: list[Task], training: dict, base: Path | None
+) -> Data:
     filler = InputFiller(config.data["inputs"])
     frames: list[tuple[str, dict[str, Any], list[str], dict]] = []
     for i, source in enumerate(table["sources"]):
         name = source.get("name") or source.get("task") or f"source_{i}"
         if source.get("format") == "tweeteval":
             folder = _path(source["path"], base)
-            parts = {s: tweeteval.read_split(folder, s) for s in tweeteval.SPLITS
-                     if (folder / f"{s}_text.txt").is_file()}
+            parts = {
+                s: tweeteval.read_split(folder, s)
+                for s in tweeteval.SPLITS
+                if (folder / f"{s}_text.txt").is_file()
+            }
             for part in parts.values():
                 part.rename(columns={"label": source["task"]}, inplace=True)
             frames.append((name, parts, [source["task"]], {}))
         else:
-            parts = {s: files.read_table(_path(source[s], base), source.get("format"))
-                     for s in ("train", "val", "test") if s in source}
-            own = [t.name for t in tasks if source.get("labels", {}).get(t.name, t.name)
-                   in parts["train"].columns]
+            parts = {
+                s: files.read_table(_path(source[s], base), source.get("format"))
+                for s in ("train", "val", "test")
+                if s in source
+            }
+            own = [
+                t.name
+                for t in tasks
+                if source.get("labels", {}).get(t.name, t.name)
+                in parts["train"].columns
+            ]
             frames.append((name, parts, own, source.get("labels", {})))
     import pandas as pd
 
-    filler.fit(pd.concat([parts["train"] for _, parts, _, _ in frames], ignore_index=True))
+    filler.fit(
+        pd.concat([parts["train"] for _, parts, _, _ in frames], ignore_index=True)
+    )
     train_sources, val, test = [], [], []
     info: dict[str, Any] = {"sources": {}}
     for name, parts, own, mapping in frames:
         where = f"source {name!r}"
         x = filler(parts["train"], where)
-        y = {t: labels_for(next(k for k in tasks if k.name == t),
-                           parts["train"][mapping.get(t, t)], where) for t in own}
+        y = {
+            t: labels_for(
+                next(k for k in tasks if k.name == t),
+                parts["train"][mapping.get(t, t)],
+                where,
+            )
+            for t in own
+        }
         train_sources.append(Source(name, x, y))
         info["sources"][name] = {s: len(f) for s, f in parts.items()}
         for split_name, bucket in (("val", val), ("test", test)):
             if split_name in parts:
                 frame = parts[split_name]
-                bucket.append(Split(filler(frame, where),
-                                    _task_labels(frame, tasks, mapping, where, only=own)))
-    batches = MixedBatches(train_sources, tasks, batch_size=training.get("batch_size", 64),
-                           sampling=training.get("sampling", "proportional"),
-                           temperature=training.get("temperature", 2.0),
-                           steps=training.get("steps_per_epoch"),
-                           seed=training.get("seed", 0))
+                bucket.append(
+                    Split(
+                        filler(frame, where),
+                        _task_labels(frame, tasks, mapping, where, only=own),
+                    )
+                )
+    batches = MixedBatches(
+        train_sources,
+        tasks,
+        batch_size=training.get("batch_size", 64),
+        sampling=training.get("sampling", "proportional"),
+        temperature=training.get("temperature", 2.0),
+        steps=training.get("steps_per_epoch"),
+        seed=training.get("seed", 0),
+    )
     info["sampling"] = batches.describe()
     info["truncated"] = dict(filler.cut)
     vocabularies = {k: v.get_config() for k, v in filler.vocabularies.items()}
@@ -368,5 +476,14 @@ def _concat(splits: list[Split]) -> Split | None:
     return Split(x, y)
 
 
-__all__ = ["Data", "InputFiller", "MixedBatches", "Source", "Split", "WordVocabulary",
-           "check_data_config", "labels_for", "load"]
+__all__ = [
+    "Data",
+    "InputFiller",
+    "MixedBatches",
+    "Source",
+    "Split",
+    "WordVocabulary",
+    "check_data_config",
+    "labels_for",
+    "load",
+]

@@ -13,15 +13,25 @@ def format_of(path: str | Path, fmt: str | None = None) -> str:
     """The file's format, from `fmt` or its extension."""
     if fmt:
         if fmt not in FORMATS:
-            raise ValueError(f"Unknown table format {fmt!r}; expected one of "
-                             f"{', '.join(FORMATS)}.")
+            raise ValueError(
+                f"Unknown table format {fmt!r}; expected one of {', '.join(FORMATS)}."
+            )
         return fmt
     suffix = Path(path).suffix.lower().lstrip(".")
-    known = {"csv": "csv", "tsv": "csv", "jsonl": "jsonl", "json": "jsonl",
-             "ndjson": "jsonl", "parquet": "parquet", "pq": "parquet"}
+    known = {
+        "csv": "csv",
+        "tsv": "csv",
+        "jsonl": "jsonl",
+        "json": "jsonl",
+        "ndjson": "jsonl",
+        "parquet": "parquet",
+        "pq": "parquet",
+    }
     if suffix not in known:
-        raise ValueError(f"{path}: cannot tell the format from the extension .{suffix}; "
-                         "say format = \"csv\", \"jsonl\" or \"parquet\".")
+        raise ValueError(
+            f"{path}: cannot tell the format from the extension .{suffix}; "
+            'say format = "csv", "jsonl" or "parquet".'
+        )
     return known[suffix]
 
 
@@ -37,27 +47,37 @@ def read_table(path: str | Path, fmt: str | None = None) -> Any:
     fmt = format_of(path, fmt)
     try:
         if fmt == "csv":
-            frame = pd.read_csv(path, sep=None if path.suffix == ".tsv" else ",",
-                                engine="python" if path.suffix == ".tsv" else "c",
-                                on_bad_lines="error", encoding_errors="replace")
+            frame = pd.read_csv(
+                path,
+                sep=None if path.suffix == ".tsv" else ",",
+                engine="python" if path.suffix == ".tsv" else "c",
+                on_bad_lines="error",
+                encoding_errors="replace",
+            )
         elif fmt == "jsonl":
             frame = pd.read_json(path, lines=True)
         else:
             frame = pd.read_parquet(path)
     except pd.errors.ParserError as error:
-        raise ValueError(f"{path}: malformed {fmt.upper()} ({_first_line(error)}).") from None
+        raise ValueError(
+            f"{path}: malformed {fmt.upper()} ({_first_line(error)})."
+        ) from None
     except ValueError as error:
-        raise ValueError(f"{path}: cannot read it as {fmt.upper()} "
-                         f"({_first_line(error)}).") from None
+        raise ValueError(
+            f"{path}: cannot read it as {fmt.upper()} ({_first_line(error)})."
+        ) from None
     except ImportError as error:
-        raise ValueError(f"{path}: reading {fmt} needs {error.name}: pip install "
-                         f"{error.name}.") from None
+        raise ValueError(
+            f"{path}: reading {fmt} needs {error.name}: pip install {error.name}."
+        ) from None
     if len(frame) == 0:
         raise ValueError(f"{path}: no rows.")
     return frame
 
 
-def iter_table(path: str | Path, batch_rows: int, fmt: str | None = None) -> Iterator[Any]:
+def iter_table(
+    path: str | Path, batch_rows: int, fmt: str | None = None
+) -> Iterator[Any]:
     """The file in frames of `batch_rows` rows, never all in memory."""
     import pandas as pd
 
@@ -75,4 +95,8 @@ def iter_table(path: str | Path, batch_rows: int, fmt: str | None = None) -> Ite
 
 
 def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (
+        str(error).strip().splitlines()[0]
+        if str(error).strip()
+        else type(error).__name__
+    )

@@ -32,7 +32,9 @@ def missing_label(task: Any, shape: tuple) -> np.ndarray:
     return np.full(shape, np.nan, dtype=np.float32)
 
 
-def probabilities(sizes: Sequence[int], sampling: str, temperature: float) -> np.ndarray:
+def probabilities(
+    sizes: Sequence[int], sampling: str, temperature: float
+) -> np.ndarray:
     """How often each source is drawn.
 
     Example:
@@ -49,7 +51,9 @@ def probabilities(sizes: Sequence[int], sampling: str, temperature: float) -> np
             raise ValueError(f"temperature must be > 0, got {temperature}.")
         weights = sizes ** (1.0 / temperature)
     else:
-        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}.")
+        raise ValueError(
+            f"sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}."
+        )
     return weights / weights.sum()
 
 
@@ -90,12 +94,15 @@ class MixedBatches(keras.utils.PyDataset):
         names = set(next(iter(self.sources)).x)
         for source in self.sources:
             if set(source.x) != names:
-                raise ValueError(f"Source {source.name!r} has inputs {sorted(source.x)}, "
-                                 f"the others {sorted(names)}.")
+                raise ValueError(
+                    f"Source {source.name!r} has inputs {sorted(source.x)}, "
+                    f"the others {sorted(names)}."
+                )
             if len(source) == 0:
                 raise ValueError(f"Source {source.name!r} has no samples.")
-        self.p = probabilities([len(s) for s in self.sources], self.sampling,
-                               self.temperature)
+        self.p = probabilities(
+            [len(s) for s in self.sources], self.sampling, self.temperature
+        )
         total = sum(len(s) for s in self.sources)
         if self.steps is None:
             self.steps = max(1, math.ceil(total / self.batch_size))
@@ -128,7 +135,11 @@ class MixedBatches(keras.utils.PyDataset):
 
     def describe(self) -> str:
         """The sampling, in words."""
-        parts = ", ".join(f"{s.name} {len(s)} samples p={p:.3f}"
-                          for s, p in zip(self.sources, self.p, strict=True))
-        return (f"{self.steps} batches of {self.batch_size} per epoch, {self.sampling} "
-                f"sampling: {parts}.")
+        parts = ", ".join(
+            f"{s.name} {len(s)} samples p={p:.3f}"
+            for s, p in zip(self.sources, self.p, strict=True)
+        )
+        return (
+            f"{self.steps} batches of {self.batch_size} per epoch, {self.sampling} "
+            f"sampling: {parts}."
+        )

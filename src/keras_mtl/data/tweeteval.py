@@ -21,11 +21,13 @@ def read_mapping(folder: str | Path) -> list[str]:
         try:
             names[int(parts[0])] = parts[1].strip() if len(parts) > 1 else parts[0]
         except ValueError:
-            raise ValueError(f"{path}, line {number}: expected 'id<TAB>name', got "
-                             f"{line!r}.") from None
+            raise ValueError(
+                f"{path}, line {number}: expected 'id<TAB>name', got {line!r}."
+            ) from None
     if sorted(names) != list(range(len(names))):
-        raise ValueError(f"{path}: class ids must be 0..{len(names) - 1}, got "
-                         f"{sorted(names)}.")
+        raise ValueError(
+            f"{path}: class ids must be 0..{len(names) - 1}, got {sorted(names)}."
+        )
     return [names[i] for i in range(len(names))]
 
 
@@ -47,8 +49,10 @@ def read_split(folder: str | Path, split: str) -> Any:
     raw_labels = label_path.read_text(encoding="utf-8", errors="replace").splitlines()
     raw_labels = [x for x in raw_labels if x.strip()]
     if len(texts) != len(raw_labels):
-        raise ValueError(f"{folder}: {text_path.name} has {len(texts)} lines but "
-                         f"{label_path.name} has {len(raw_labels)}.")
+        raise ValueError(
+            f"{folder}: {text_path.name} has {len(texts)} lines but "
+            f"{label_path.name} has {len(raw_labels)}."
+        )
     if not texts:
         raise ValueError(f"{folder}: {text_path.name} is empty.")
     classes = read_mapping(folder)
@@ -57,10 +61,13 @@ def read_split(folder: str | Path, split: str) -> Any:
         try:
             label = int(value.strip())
         except ValueError:
-            raise ValueError(f"{label_path}, line {number}: expected a class id, got "
-                             f"{value!r}.") from None
+            raise ValueError(
+                f"{label_path}, line {number}: expected a class id, got {value!r}."
+            ) from None
         if not 0 <= label < len(classes):
-            raise ValueError(f"{label_path}, line {number}: class id {label} is outside "
-                             f"0..{len(classes) - 1} ({', '.join(classes)}).")
+            raise ValueError(
+                f"{label_path}, line {number}: class id {label} is outside "
+                f"0..{len(classes) - 1} ({', '.join(classes)})."
+            )
         labels.append(label)
     return pd.DataFrame({"text": texts, "label": labels})

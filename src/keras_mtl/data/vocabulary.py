@@ -36,8 +36,13 @@ class WordVocabulary:
         self._ids = {w: i + 2 for i, w in enumerate(self.vocabulary)}
 
     @classmethod
-    def fit(cls, texts: Iterable[str], size: int = 20000, length: int = 64,
-            min_count: int = 2) -> WordVocabulary:
+    def fit(
+        cls,
+        texts: Iterable[str],
+        size: int = 20000,
+        length: int = 64,
+        min_count: int = 2,
+    ) -> WordVocabulary:
         """The `size` most frequent words of training texts seen at least
         `min_count` times."""
         counts = Counter(w for t in texts for w in words(str(t)))

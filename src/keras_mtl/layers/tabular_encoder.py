@@ -27,7 +27,7 @@ class TabularEncoder(keras.layers.Layer):
     >>> spec = FeatureSpec.from_frame(pd.DataFrame({"x": [1.0, 3.0], "c": ["a", "b"]}))
     >>> enc = TabularEncoder(spec)
     >>> enc(spec.encode(pd.DataFrame({"x": [2.0], "c": ["z"]})).inputs).shape
-    (1, 7)
+    (1, 9)
     """
 
     #: `build_model` calls it once with every input.
