@@ -244,3 +244,22 @@ task = "irony"
         data.val.y["irony"][:4]
     ).all()
     json.dumps(data.info)
+
+
+def test_streamed_training_matches_the_file(tmp_path):
+    from keras_mtl.data.streaming import TableStream
+
+    frame = _frame(n=23)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = _config(tmp_path / "t.csv", extra="stream = true")
+    data = load(config)
+    assert isinstance(data.train, TableStream) and len(data.train) == 1  # batch 64
+    config = Config(dict(config.data, training={"batch_size": 10}), "<s>")
+    stream = load(config).train
+    assert len(stream) == 3 and stream.rows == 23
+    x, y = stream[2]
+    assert x["left"].shape == (3, 16)
+    np.testing.assert_array_equal(y["topic"], frame["topic"][20:])
+    x0, _ = stream[0]  # out of order: re-reads from the start
+    np.testing.assert_array_equal(x0["left"], load(_config(tmp_path / "t.csv")).train.x["left"][:10])
+    assert set(stream.only(["topic"])[1][1]) == {"topic"}

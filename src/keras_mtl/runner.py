@@ -37,6 +37,10 @@ def _single_task_config(config: Config, task: str) -> Config:
 
 
 def _training_data(data: data_module.Data, tasks: list[str]) -> Any:
+    from keras_mtl.data.streaming import TableStream
+
+    if isinstance(data.train, TableStream):
+        return data.train.only(tasks)
     if isinstance(data.train, data_module.MixedBatches):
         batches = data.train
         sources = [s for s in batches.sources if any(t in s.y for t in tasks)]
