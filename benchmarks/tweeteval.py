@@ -37,8 +37,15 @@ from keras_mtl.evaluation import delta_m, summarize  # noqa: E402
 TASKS = ("emotion", "hate", "irony", "offensive")
 ENCODERS = {
     "lstm": {"name": "lstm", "units": 64, "symbols": "embedding", "embedding_dim": 32},
-    "transformer": {"name": "transformer", "dim": 64, "heads": 4, "ff_dim": 128,
-                    "num_layers": 1, "max_length": 160, "symbols": "embedding"},
+    "transformer": {
+        "name": "transformer",
+        "dim": 64,
+        "heads": 4,
+        "ff_dim": 128,
+        "num_layers": 1,
+        "max_length": 160,
+        "symbols": "embedding",
+    },
 }
 
 
@@ -52,10 +59,18 @@ def base_config(root: Path, encoder: dict, epochs: int) -> dict:
             *({"name": t, "kind": "binary", "hidden": [32]} for t in TASKS[1:]),
         ],
         "compile": {"optimizer": {"name": "adam", "learning_rate": 0.002}},
-        "training": {"epochs": epochs, "batch_size": 64, "sampling": "temperature",
-                     "temperature": 2.0, "seed": 0},
-        "data": {"sources": [{"format": "tweeteval", "path": str(root / t), "task": t}
-                             for t in TASKS]},
+        "training": {
+            "epochs": epochs,
+            "batch_size": 64,
+            "sampling": "temperature",
+            "temperature": 2.0,
+            "seed": 0,
+        },
+        "data": {
+            "sources": [
+                {"format": "tweeteval", "path": str(root / t), "task": t} for t in TASKS
+            ]
+        },
     }
 
 
@@ -65,18 +80,28 @@ def macro_f1(scores: dict) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    root_default = Path(os.environ.get(
-        "MTL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data")) / "tweeteval"
+    root_default = (
+        Path(
+            os.environ.get(
+                "MTL_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"
+            )
+        )
+        / "tweeteval"
+    )
     parser.add_argument("--data", type=Path, default=root_default)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--encoders", default="lstm,transformer")
     parser.add_argument("--balancers", default="ew,uw,upgrad")
-    parser.add_argument("--quick", action="store_true", help="one seed, one epoch, LSTM, EW")
+    parser.add_argument(
+        "--quick", action="store_true", help="one seed, one epoch, LSTM, EW"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.data.is_dir():
-        sys.exit(f"tweeteval.py: no TweetEval folder at {args.data} (set MTL_DATA_DIR).")
+        sys.exit(
+            f"tweeteval.py: no TweetEval folder at {args.data} (set MTL_DATA_DIR)."
+        )
     seeds = 1 if args.quick else args.seeds
     epochs = 1 if args.quick else args.epochs
     encoders = ["lstm"] if args.quick else args.encoders.split(",")
@@ -92,29 +117,53 @@ def main() -> None:
                 config_data["compile"]["balancer"] = balancer
             config = Config(config_data, f"<tweeteval {encoder} {balancer}>")
             first = balancer == balancers[0]
-            result = runner.run(config, seeds=seeds, baselines=first,
-                                log=lambda m: print("  " + m, flush=True))
+            result = runner.run(
+                config,
+                seeds=seeds,
+                baselines=first,
+                log=lambda m: print("  " + m, flush=True),
+            )
             multi = [r for r in result["runs"] if r["model"] == runner.MULTI]
             if first:
                 for run in result["runs"]:
                     if run["model"].startswith(runner.SINGLE):
                         task = run["model"].split(":", 1)[1]
-                        single_runs.setdefault(run["seed"], {})[task] = (
-                            run["scores"]["test"][task]["macro_f1"])
-                rows.append((encoder, "single-task", {
-                    t: summarize([single_runs[s][t] for s in sorted(single_runs)])
-                    for t in TASKS}, None))
-            per_task = {t: summarize([macro_f1(r["scores"])[t] for r in multi]) for t in TASKS}
-            dms = [delta_m({t: {"f1": macro_f1(r["scores"])[t]} for t in TASKS},
-                           {t: {"f1": single_runs[r["seed"]][t]} for t in TASKS},
-                           {"f1": True}) for r in multi]
+                        single_runs.setdefault(run["seed"], {})[task] = run["scores"][
+                            "test"
+                        ][task]["macro_f1"]
+                rows.append(
+                    (
+                        encoder,
+                        "single-task",
+                        {
+                            t: summarize(
+                                [single_runs[s][t] for s in sorted(single_runs)]
+                            )
+                            for t in TASKS
+                        },
+                        None,
+                    )
+                )
+            per_task = {
+                t: summarize([macro_f1(r["scores"])[t] for r in multi]) for t in TASKS
+            }
+            dms = [
+                delta_m(
+                    {t: {"f1": macro_f1(r["scores"])[t]} for t in TASKS},
+                    {t: {"f1": single_runs[r["seed"]][t]} for t in TASKS},
+                    {"f1": True},
+                )
+                for r in multi
+            ]
             rows.append((encoder, f"multi-task, {balancer}", per_task, summarize(dms)))
             print(f"{encoder} {balancer}: Δm% {np.mean(dms):+.2f}", flush=True)
     minutes = (time.perf_counter() - start) / 60
     print()
-    print(f"TweetEval test macro-F1, {seeds} seed(s), {epochs} epoch(s), backend "
-          f"{os.environ['KERAS_BACKEND']}, {platform.machine()} {os.cpu_count()} cores, "
-          f"wall time {minutes:.1f} min.")
+    print(
+        f"TweetEval test macro-F1, {seeds} seed(s), {epochs} epoch(s), backend "
+        f"{os.environ['KERAS_BACKEND']}, {platform.machine()} {os.cpu_count()} cores, "
+        f"wall time {minutes:.1f} min."
+    )
     print()
     print("| encoder | model | " + " | ".join(TASKS) + " | Δm% vs single-task |")
     print("|---|---|" + "---|" * len(TASKS) + "---|")
@@ -123,9 +172,20 @@ def main() -> None:
         dm_cell = "" if dm is None else f"{dm['mean']:+.2f} ± {dm['std']:.2f}"
         print(f"| {encoder} | {model} | " + " | ".join(cells) + f" | {dm_cell} |")
     if args.json:
-        args.json.write_text(json.dumps(runner._jsonable(
-            {"rows": [{"encoder": e, "model": m, "macro_f1": p, "delta_m": d}
-                      for e, m, p, d in rows], "minutes": minutes}), indent=2))
+        args.json.write_text(
+            json.dumps(
+                runner._jsonable(
+                    {
+                        "rows": [
+                            {"encoder": e, "model": m, "macro_f1": p, "delta_m": d}
+                            for e, m, p, d in rows
+                        ],
+                        "minutes": minutes,
+                    }
+                ),
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -261,5 +261,7 @@ def test_streamed_training_matches_the_file(tmp_path):
     assert x["left"].shape == (3, 16)
     np.testing.assert_array_equal(y["topic"], frame["topic"][20:])
     x0, _ = stream[0]  # out of order: re-reads from the start
-    np.testing.assert_array_equal(x0["left"], load(_config(tmp_path / "t.csv")).train.x["left"][:10])
+    np.testing.assert_array_equal(
+        x0["left"], load(_config(tmp_path / "t.csv")).train.x["left"][:10]
+    )
     assert set(stream.only(["topic"])[1][1]) == {"topic"}

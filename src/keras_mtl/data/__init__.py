@@ -397,26 +397,39 @@ def load(config: Any) -> Data:
     )
 
 
-def _load_stream(config: Any, table: dict, tasks: list[Task], training: dict,
-                 base: Path | None, mapping: dict) -> Data:
+def _load_stream(
+    config: Any,
+    table: dict,
+    tasks: list[Task],
+    training: dict,
+    base: Path | None,
+    mapping: dict,
+) -> Data:
     """Training batches streamed from the training file; validation and
     test files are read whole."""
     from keras_mtl.data.streaming import TableStream
 
     if config.data["encoder"].get("name") == "tabular":
-        raise ValueError("[data] stream = true works with text and number inputs; a "
-                         "tabular feature spec is learned from the whole training table.")
+        raise ValueError(
+            "[data] stream = true works with text and number inputs; a "
+            "tabular feature spec is learned from the whole training table."
+        )
     train_path = _path(table["train"], base)
     fmt = files.format_of(train_path, table.get("format"))
     filler = InputFiller(config.data["inputs"])
     for name, spec in filler.inputs.items():
         if spec.get("encoding") == "words":
             column = spec.get("column", name)
-            texts = (str(t) for chunk in files.iter_table(train_path, 4096, fmt)
-                     for t in chunk[column].fillna(""))
+            texts = (
+                str(t)
+                for chunk in files.iter_table(train_path, 4096, fmt)
+                for t in chunk[column].fillna("")
+            )
             filler.vocabularies[name] = WordVocabulary.fit(
-                texts, size=spec.get("vocabulary_size", 20000),
-                length=spec.get("length", (spec.get("shape") or [64])[0]))
+                texts,
+                size=spec.get("vocabulary_size", 20000),
+                length=spec.get("length", (spec.get("shape") or [64])[0]),
+            )
     where = str(table["train"])
 
     def convert(frame: Any) -> tuple[dict, dict]:
@@ -428,12 +441,21 @@ def _load_stream(config: Any, table: dict, tasks: list[Task], training: dict,
     for name in ("val", "test"):
         if name in table:
             frame = files.read_table(_path(table[name], base), table.get("format"))
-            splits[name] = Split(filler(frame, str(table[name])),
-                                 _task_labels(frame, tasks, mapping, str(table[name])))
+            splits[name] = Split(
+                filler(frame, str(table[name])),
+                _task_labels(frame, tasks, mapping, str(table[name])),
+            )
             info[name] = len(frame)
     vocabularies = {k: v.get_config() for k, v in filler.vocabularies.items()}
-    return Data(train, splits.get("val"), splits.get("test"), info, None, vocabularies,
-                dict(mapping))
+    return Data(
+        train,
+        splits.get("val"),
+        splits.get("test"),
+        info,
+        None,
+        vocabularies,
+        dict(mapping),
+    )
 
 
 def _load_sources(

@@ -40,8 +40,13 @@ class TableStream(keras.utils.PyDataset):
         convert: frame -> (inputs, labels) of a batch.
     """
 
-    def __init__(self, path: str | Path, fmt: str, batch_size: int,
-                 convert: Callable[[Any], tuple[dict, dict]]) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str,
+        batch_size: int,
+        convert: Callable[[Any], tuple[dict, dict]],
+    ) -> None:
         super().__init__()
         self.path = Path(path)
         self.fmt = files.format_of(self.path, fmt)
