@@ -244,6 +244,15 @@ task = "irony"
         data.val.y["irony"][:4]
     ).all()
     json.dumps(data.info)
+    # Single-task baselines train each task on its own source only.
+    from keras_mtl import runner
+
+    result = runner.run(config, seeds=1, baselines=True, log=lambda m: None)
+    models = {r["model"] for r in result["runs"]}
+    assert models == {"multi_task", "single_task:emotion", "single_task:irony"}
+    single = next(r for r in result["runs"] if r["model"] == "single_task:irony")
+    assert set(single["scores"]["test"]) == {"irony"}
+    assert set(result["delta_m"]) == {"val", "test"}
 
 
 def test_streamed_training_matches_the_file(tmp_path):

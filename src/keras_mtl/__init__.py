@@ -1,6 +1,6 @@
 """keras-mtl: multi-task learning for Keras 3 on JAX, PyTorch and TensorFlow."""
 
-from keras_mtl import architectures, encoders, fusion, layers, presets
+from keras_mtl import architectures, callbacks, encoders, fusion, layers, presets
 from keras_mtl.builder import build_model
 from keras_mtl.model import Model, MultiTaskModel
 from keras_mtl.task import Task
@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Model",
     "architectures",
+    "callbacks",
     "MultiTaskModel",
     "Task",
     "build_model",

@@ -95,8 +95,14 @@ class BalancerState(keras.layers.Layer):
         return [v.value for v in self.state_variables]
 
     def assign(self, values: list[Tensor]) -> None:
+        """Sets the state; a state that is not finite leaves it unchanged."""
+        values = [
+            ops.cast(ops.reshape(v, w.shape), w.dtype)
+            for v, w in zip(values, self.state_variables, strict=True)
+        ]
+        ok = ops.all(ops.stack([ops.all(ops.isfinite(v)) for v in values] or [True]))
         for var, value in zip(self.state_variables, values, strict=True):
-            var.assign(ops.cast(ops.reshape(value, var.shape), var.dtype))
+            var.assign(ops.where(ok, value, var.value))
 
     def state(self) -> NamedTuple:
         """The current state as the method's NamedTuple of NumPy arrays."""
@@ -236,7 +242,7 @@ class Balancing:
 
     # ------------------------------------------------------ host functions
 
-    def _host(self, level_fn: Any) -> Any:
+    def _host(self, level_fn: Any, out_size: Any) -> Any:
         """Wraps a NumPy step of the method for `host_call`: restores the
         state, restricts stateless methods to the tasks with labels in the
         batch, and returns float32 arrays."""
@@ -257,6 +263,11 @@ class Balancing:
             restored = _restore(template, list(state))
             losses = np.asarray(losses, np.float64)
             first = np.asarray(first, np.float64)
+            if not (np.isfinite(first).all() and np.isfinite(losses).all()):
+                # A step the guard will skip: no solver runs on NaN, the
+                # state stays as it was.
+                nan = np.full(out_size(first, losses), np.nan)
+                return _as_float32([nan, *state])
             if stateless and not present.all():
                 idx = np.flatnonzero(present)
                 out, new_state = level_fn(first, losses, restored, ctx, idx)
@@ -283,7 +294,7 @@ class Balancing:
                 w[idx] = balancer.weigh(losses[idx], state, ctx)[0]
             return w, state
 
-        return self._host(level)
+        return self._host(level, lambda first, losses: len(losses))
 
     def gramian_host(self) -> Any:
         balancer = self.balancer
@@ -304,7 +315,7 @@ class Balancing:
                     w[idx] = balancer.weigh(sub, losses[idx], state, ctx)[0]
             return np.concatenate([w, balancer.head_factors(losses, w)]), state
 
-        return self._host(level)
+        return self._host(level, lambda first, losses: 2 * len(losses))
 
     def jacobian_host(self) -> Any:
         balancer = self.balancer
@@ -328,7 +339,7 @@ class Balancing:
             heads = balancer.head_factors(losses, weights)
             return np.concatenate([update, weights, heads]), state
 
-        return self._host(level)
+        return self._host(level, lambda first, losses: first.shape[1] + 2 * len(losses))
 
     def call_host(
         self, fn: Any, first: Tensor, losses: Tensor, counts: Tensor, out_shape: tuple
@@ -425,10 +436,19 @@ def unflatten(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
     return out
 
 
+def poisoned(losses: Tensor) -> Tensor:
+    """`losses` unchanged when all are finite; all NaN (and so every
+    gradient NaN, which the guarded optimizer never applies) otherwise."""
+    factor = ops.where(ops.all(ops.isfinite(losses)), 1.0, float("nan"))
+    return losses * ops.cast(factor, losses.dtype)
+
+
 def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
     """The task losses scaled by their compile-time weights, stacked."""
-    return ops.stack(
-        [w * loss for w, loss in zip(model._task_loss_weights, losses, strict=True)]
+    return poisoned(
+        ops.stack(
+            [w * loss for w, loss in zip(model._task_loss_weights, losses, strict=True)]
+        )
     )
 
 
@@ -615,7 +635,13 @@ def new_state_values(balancing: Balancing, step: Step) -> list[tuple[Any, Tensor
         (store.last_heads, step.heads),
         (store.last_gramian, step.gramian),
     ]
-    return [(v, ops.reshape(ops.cast(x, v.dtype), v.shape)) for v, x in pairs]
+    ok = ops.all(ops.stack([ops.all(ops.isfinite(x)) for _, x in pairs[:-4]] or [True]))
+    ok = ops.logical_and(ok, ops.all(ops.isfinite(step.weights)))
+    # A non-finite step leaves the state as it was (the guard skips it).
+    return [
+        (v, ops.where(ok, ops.reshape(ops.cast(x, v.dtype), v.shape), v.value))
+        for v, x in pairs
+    ]
 
 
 def record(

@@ -12,9 +12,10 @@ from keras import ops
 from keras_mtl import backend as mtl_backend
 from keras_mtl import balancers as balancers_module
 from keras_mtl import balancing as balancing_module
+from keras_mtl import callbacks as callbacks_module
 from keras_mtl.masking import task_loss, unreduced
 from keras_mtl.task import Task, as_task, closest
-from keras_mtl.task_metrics import TaskMetrics
+from keras_mtl.task_metrics import FiniteMean, TaskMetrics
 
 Tensor = Any
 
@@ -195,6 +196,7 @@ class MultiTaskModel(keras.Model):
         balance_mode: str = "parameter",
         cosine: bool = False,
         update_every: int = 1,
+        on_nonfinite: str | None = "stop",
         **kwargs: Any,
     ) -> None:
         """Configures the model for training, with per-task losses and metrics.
@@ -223,6 +225,11 @@ class MultiTaskModel(keras.Model):
                 gradients as `cosine/<a>/<b>`.
             update_every: Recompute a Gramian method's weights every this
                 many steps (Nash-MTL's trick for costly methods).
+            on_nonfinite: When a task's loss or the gradient is not finite,
+                the step is never applied, and `fit` then `"stop"`s with a
+                `keras_mtl.callbacks.NonFiniteError` naming the task, the step
+                and the last good checkpoint, or `"skip"`s the step (counted
+                as `skipped_steps`); None applies every step (plain Keras).
             **kwargs: Other `keras.Model.compile` arguments.
         """
         tasks = self._tasks
@@ -249,11 +256,16 @@ class MultiTaskModel(keras.Model):
                 "balance_mode, cosine and update_every configure a balancer; "
                 "give balancer=... too."
             )
+        if on_nonfinite not in ("stop", "skip", None):
+            raise ValueError(
+                f'on_nonfinite must be "stop", "skip" or None, got {on_nonfinite!r}.'
+            )
         task_metrics = TaskMetrics(
             tasks,
             per_task_metrics,
             per_task_weighted,
             balancing.metric_names() if balancing else (),
+            guard=on_nonfinite is not None,
         )
         loss_fns = []
         for task, spec in zip(tasks, losses, strict=True):
@@ -264,12 +276,21 @@ class MultiTaskModel(keras.Model):
                     f"Task '{task.name}': unknown loss {spec!r}."
                 ) from None
         super().compile(optimizer=optimizer, **kwargs)
+        if on_nonfinite is not None:
+            self._loss_tracker = FiniteMean(name="loss")
         # Set without Keras's attribute tracking: these are compile state,
         # replaced by the next compile, never saved as model weights.
         object.__setattr__(self, "_compile_metrics", task_metrics)
         object.__setattr__(self, "_task_loss_fns", tuple(loss_fns))
         object.__setattr__(self, "_task_loss_weights", tuple(weights))
         object.__setattr__(self, "_balancing", balancing)
+        object.__setattr__(self, "_on_nonfinite", on_nonfinite)
+        mtl_backend.guard_optimizer(
+            self.optimizer,
+            None
+            if on_nonfinite is None
+            else lambda ok: object.__setattr__(self._compile_metrics, "_grads_ok", ok),
+        )
         if balancing is not None:
             self.balancer_state = balancing.state
         object.__setattr__(
@@ -286,6 +307,7 @@ class MultiTaskModel(keras.Model):
                 "balance_mode": balance_mode,
                 "cosine": cosine,
                 "update_every": update_every,
+                "on_nonfinite": on_nonfinite,
             },
         )
 
@@ -410,7 +432,7 @@ class MultiTaskModel(keras.Model):
         scaled = [
             w * loss for w, loss in zip(self._task_loss_weights, losses, strict=True)
         ]
-        total = ops.sum(ops.stack(scaled))
+        total = ops.sum(balancing_module.poisoned(ops.stack(scaled)))
         extra = ops.zeros((), dtype=total.dtype)
         for loss in self.losses:
             extra = extra + ops.cast(ops.sum(loss), total.dtype)
@@ -455,10 +477,63 @@ class MultiTaskModel(keras.Model):
         self._compile_metrics.training = False
         return super().test_step(*args)
 
-    def fit(self, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        callbacks: Any = None,
+        shuffle: bool = True,
+        sample_weight: Any = None,
+        initial_epoch: int = 0,
+        **kwargs: Any,
+    ) -> Any:
+        """`keras.Model.fit`, plus: a `keras_mtl.callbacks.Checkpoint` among
+        the callbacks resumes from its newest checkpoint exactly (mid-epoch
+        included), and the non-finite guard set by `compile(on_nonfinite=)`
+        acts on every step."""
+        callbacks = list(callbacks or [])
+        checkpoint = next(
+            (c for c in callbacks if isinstance(c, callbacks_module.Checkpoint)), None
+        )
+        mode = getattr(self, "_on_nonfinite", None)
+        if mode is not None:
+            # First, so that the step flag is gone before other callbacks
+            # (and the progress bar) see the logs.
+            callbacks.insert(0, callbacks_module.NonFiniteGuard(mode, checkpoint))
         if getattr(self, "_balancing", None) is not None:
-            callbacks = [*(callbacks or []), _EpochCounter(self.balancer_state)]
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+            callbacks.append(_EpochCounter(self.balancer_state))
+        if checkpoint is not None:
+            return callbacks_module.fit_resumable(
+                self,
+                super().fit,
+                checkpoint,
+                x,
+                y,
+                batch_size,
+                epochs,
+                shuffle,
+                sample_weight,
+                initial_epoch,
+                callbacks,
+                kwargs,
+            )
+        if hasattr(x, "set_epoch"):
+            # The data set orders its batches by (seed, epoch) itself.
+            callbacks.insert(0, callbacks_module._EpochSync(x))
+            shuffle = False
+        return super().fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            callbacks=callbacks,
+            shuffle=shuffle,
+            sample_weight=sample_weight,
+            initial_epoch=initial_epoch,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------ predict
 

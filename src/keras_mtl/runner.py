@@ -33,6 +33,14 @@ def _single_task_config(config: Config, task: str) -> Config:
         if isinstance(comp.get(key), dict):
             comp[key] = {k: v for k, v in comp[key].items() if k == task}
     data["compile"] = comp
+    if "sources" in data.get("data", {}):
+        # Sources labelled for another task have nothing for this one.
+        data["data"] = {
+            **data["data"],
+            "sources": [
+                s for s in data["data"]["sources"] if s.get("task", task) == task
+            ],
+        }
     return Config(data, config.source)
 
 

@@ -109,6 +109,63 @@ class LastValue(keras.metrics.Metric):
         self.last.assign(0.0)
 
 
+class FiniteMean(keras.metrics.Mean):
+    """A mean of the finite values only: the model's `loss` over the steps
+    the non-finite guard applied."""
+
+    def update_state(self, values: Any, sample_weight: Any = None) -> None:
+        ops = keras.ops
+        values = ops.convert_to_tensor(values)
+        finite = ops.isfinite(values)
+        weight = ops.ones_like(values) if sample_weight is None else sample_weight
+        weight = ops.cast(ops.broadcast_to(weight, ops.shape(values)), values.dtype)
+        super().update_state(
+            ops.where(finite, values, 0.0),
+            sample_weight=ops.where(finite, weight, 0.0),
+        )
+
+
+class StepFlag(keras.metrics.Metric):
+    """What the non-finite guard saw on the last training step, and how many
+    steps of the epoch it skipped.
+
+    `nonfinite` is 0 for a good step, i + 1 when task i's loss was not
+    finite (the first such task), and the number of tasks + 1 when only the
+    gradient was not finite. `keras_mtl.callbacks.NonFiniteGuard` reads it.
+    """
+
+    def __init__(self, num_tasks: int, name: str = "nonfinite") -> None:
+        super().__init__(name=name)
+        self.num_tasks = int(num_tasks)
+        self.loss_code = self.add_variable(shape=(), initializer="zeros", name="loss")
+        self.code = self.add_variable(shape=(), initializer="zeros", name="code")
+        self.skipped = self.add_variable(shape=(), initializer="zeros", name="skipped")
+
+    def update_losses(self, losses: Sequence[Any]) -> None:
+        ops = keras.ops
+        code = ops.zeros((), self.dtype)
+        for i in reversed(range(len(losses))):
+            finite = ops.all(ops.isfinite(losses[i]))
+            code = ops.where(finite, code, ops.cast(i + 1, self.dtype))
+        self.loss_code.assign(code)
+
+    def update_state(self, grads_ok: Any) -> None:
+        ops = keras.ops
+        loss_code = self.loss_code.value
+        code = ops.where(
+            loss_code > 0,
+            loss_code,
+            ops.where(grads_ok, 0.0, float(self.num_tasks + 1)),
+        )
+        code = ops.cast(code, self.dtype)
+        self.code.assign(code)
+        self.skipped.assign(self.skipped.value + ops.cast(code > 0, self.dtype))
+        self.loss_code.assign(ops.zeros((), self.dtype))
+
+    def result(self) -> Any:
+        return self.code.value
+
+
 class TaskMetrics(MetricsList):
     """Holds each task's loss tracker and metrics; reports them as one dict.
 
@@ -126,6 +183,7 @@ class TaskMetrics(MetricsList):
         weighted_metrics: dict[str, list[Any]],
         balance_names: Sequence[str] = (),
         name: str = "task_metrics",
+        guard: bool = False,
     ) -> None:
         loss_trackers = [keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks]
         for tracker in loss_trackers:
@@ -136,9 +194,13 @@ class TaskMetrics(MetricsList):
             for t in tasks
         ]
         balance = [LastValue(n) for n in balance_names]
-        flat = loss_trackers + [m for ms in task_metrics for m, _ in ms] + balance
+        flag = [StepFlag(len(tasks))] if guard else []
+        flat = (
+            loss_trackers + [m for ms in task_metrics for m, _ in ms] + balance + flag
+        )
         super().__init__(flat, name=name)
         self.balance_metrics = balance
+        self.step_flag = flag[0] if flag else None
         # Balancer metrics belong to training steps only; the model sets
         # this while a train or test step is traced.
         self.training = True
@@ -159,11 +221,18 @@ class TaskMetrics(MetricsList):
         return [v for metric in self.metrics for v in metric.variables]
 
     def update_losses(self, losses: Sequence[Any], counts: Sequence[Any]) -> None:
-        """Adds each task's batch loss, weighted by its labelled count."""
+        """Adds each task's batch loss, weighted by its labelled count (a
+        loss that is not finite counts for nothing; the guard reports it)."""
+        if self.step_flag is not None and self.training:
+            self.step_flag.update_losses(losses)
         for tracker, loss, count in zip(
             self.loss_trackers, losses, counts, strict=True
         ):
-            tracker.update_state(loss, sample_weight=count)
+            finite = keras.ops.isfinite(loss)
+            tracker.update_state(
+                keras.ops.where(finite, loss, 0.0),
+                sample_weight=keras.ops.where(finite, count, 0.0),
+            )
 
     def update_balance(self, values: Sequence[Any]) -> None:
         """Records this step's balancer weights (and gradient cosines)."""
@@ -189,10 +258,23 @@ class TaskMetrics(MetricsList):
                     sample_weight.get(task.name),
                     use_sample_weight=weighted,
                 )
+        if self.step_flag is not None and self.training:
+            # Set by the guarded optimizer earlier in the same step.
+            grads_ok = self.__dict__.get("_grads_ok")
+            object.__setattr__(self, "_grads_ok", None)
+            self.step_flag.update_state(True if grads_ok is None else grads_ok)
 
     def result(self) -> dict[str, Any]:
-        skip = set() if self.training else {id(m) for m in self.balance_metrics}
-        return {m.name: m.result() for m in self.metrics if id(m) not in skip}
+        skip = (
+            set()
+            if self.training
+            else {id(m) for m in self.balance_metrics}
+            | ({id(self.step_flag)} if self.step_flag is not None else set())
+        )
+        out = {m.name: m.result() for m in self.metrics if id(m) not in skip}
+        if self.step_flag is not None and self.training:
+            out["skipped_steps"] = self.step_flag.skipped.value
+        return out
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}

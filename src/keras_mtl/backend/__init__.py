@@ -6,7 +6,9 @@ library knows which backend runs. Each module provides:
 * `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
   inside a compiled step (the balancing methods are NumPy);
 * `train_step(model, *args)`: the train step of a model whose balancer needs
-  per-task gradients.
+  per-task gradients;
+* `guard_optimizer(optimizer)`: makes the optimizer skip steps whose
+  gradients are not finite.
 """
 
 from __future__ import annotations
@@ -72,3 +74,25 @@ def train_step(model: Any, *args: Any) -> Any:
     """The balanced train step (arguments as Keras passes them on the
     backend: `(state, data)` on JAX, `(data)` elsewhere)."""
     return module().train_step(model, *args)
+
+
+def all_finite(grads: Sequence[Any]) -> Any:
+    """A boolean scalar: every gradient entry is finite."""
+    flags = [keras.ops.all(keras.ops.isfinite(g)) for g in grads if g is not None]
+    if not flags:
+        return keras.ops.convert_to_tensor(True)
+    return keras.ops.all(keras.ops.stack(flags))
+
+
+def guard_optimizer(optimizer: Any, report: Callable[[Any], None] | None) -> None:
+    """Makes `optimizer` apply a step only when every gradient is finite
+    (weights and optimizer state, its iteration count included, stay as they
+    were otherwise) and pass the flag to `report`; `report=None` removes the
+    guard. Idempotent: one wrapper per optimizer, the newest report wins."""
+    if optimizer is None:
+        return
+    object.__setattr__(optimizer, "_mtl_report", report)
+    if "_mtl_guarded" in optimizer.__dict__:
+        return
+    object.__setattr__(optimizer, "_mtl_guarded", True)
+    module().guard_optimizer(optimizer)

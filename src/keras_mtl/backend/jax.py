@@ -153,3 +153,25 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
         for v in model.metrics_variables
     ]
     return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
+def guard_optimizer(optimizer: Any) -> None:
+    original = type(optimizer).stateless_apply.__get__(optimizer)
+
+    def stateless_apply(
+        optimizer_variables: Any, grads: Any, trainable_variables: Any
+    ) -> tuple[Any, Any]:
+        report = optimizer.__dict__.get("_mtl_report")
+        if report is None:
+            return original(optimizer_variables, grads, trainable_variables)
+        from keras_mtl.backend import all_finite
+
+        ok = all_finite(grads)
+        report(ok)
+        new_t, new_o = original(optimizer_variables, grads, trainable_variables)
+        keep = lambda new, old: [  # noqa: E731
+            jnp.where(ok, n, o) for n, o in zip(new, old, strict=True)
+        ]
+        return keep(new_t, trainable_variables), keep(new_o, optimizer_variables)
+
+    object.__setattr__(optimizer, "stateless_apply", stateless_apply)

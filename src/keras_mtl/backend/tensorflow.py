@@ -138,3 +138,24 @@ def train_step(model: Any, data: Any) -> dict:
     batch = tf.shape(tf.nest.flatten(x)[0])[0]
     bal.record(model, balancing, losses, counts, step.weights, step.gramian, batch)
     return model.compute_metrics(x, y, preds, sample_weight)
+
+
+def guard_optimizer(optimizer: Any) -> None:
+    original = type(optimizer).apply.__get__(optimizer)
+
+    def apply(grads: Any, trainable_variables: Any = None) -> Any:
+        report = optimizer.__dict__.get("_mtl_report")
+        if report is None:
+            return original(grads, trainable_variables)
+        from keras_mtl.backend import all_finite
+
+        ok = all_finite(grads)
+        report(ok)
+
+        def step() -> Any:
+            original(grads, trainable_variables)
+            return tf.constant(True)
+
+        return tf.cond(ok, step, lambda: tf.constant(False))
+
+    object.__setattr__(optimizer, "apply", apply)

@@ -168,3 +168,21 @@ def train_step(model: Any, data: Any) -> dict:
             batch,
         )
         return model.compute_metrics(x, y, [p.detach() for p in preds], sample_weight)
+
+
+def guard_optimizer(optimizer: Any) -> None:
+    original = type(optimizer).apply.__get__(optimizer)
+
+    def apply(grads: Any, trainable_variables: Any = None) -> Any:
+        report = optimizer.__dict__.get("_mtl_report")
+        if report is None:
+            return original(grads, trainable_variables)
+        from keras_mtl.backend import all_finite
+
+        ok = all_finite(grads)
+        report(ok)
+        if bool(ok):
+            return original(grads, trainable_variables)
+        return None
+
+    object.__setattr__(optimizer, "apply", apply)

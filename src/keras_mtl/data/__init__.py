@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from keras_mtl.data import files, tweeteval
+from keras_mtl.data.arrays import ArrayBatches
 from keras_mtl.data.mixing import MixedBatches, Source, missing_label
 from keras_mtl.data.vocabulary import WordVocabulary
 from keras_mtl.task import Task, closest
@@ -541,6 +542,7 @@ def _concat(splits: list[Split]) -> Split | None:
 
 
 __all__ = [
+    "ArrayBatches",
     "Data",
     "InputFiller",
     "MixedBatches",

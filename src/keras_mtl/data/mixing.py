@@ -133,6 +133,10 @@ class MixedBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch += 1
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the batches of epoch `epoch` (what `fit` sets each epoch)."""
+        self.epoch = int(epoch)
+
     def describe(self) -> str:
         """The sampling, in words."""
         parts = ", ".join(

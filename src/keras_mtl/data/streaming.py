@@ -82,3 +82,6 @@ class TableStream(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self._chunks, self._next = None, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Every epoch reads the file in the same order."""

@@ -1,0 +1,527 @@
+"""Training that survives: atomic checkpoints that resume exactly, and the
+guard that never applies a non-finite step.
+
+A checkpoint holds everything a step depends on: the model's variables
+(weights, the balancer's state and step counter, every layer's random seed
+state), the optimizer's variables (moments, iteration count), the running
+metrics of the current epoch, the epoch and the batch reached in it, the
+completed epochs' logs, and NumPy's and Python's global random states. The
+data position is (epoch, batch): the data sets `fit` is given replay any
+batch of any epoch exactly (`MixedBatches`, `ArrayBatches`, streamed
+tables), so a run resumed from a checkpoint takes the same steps as the run
+that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+PREFIX = "ckpt-"
+SUFFIX = ".npz"
+FORMAT = 1
+
+
+def write_atomic(path: str | Path, write: Callable[[Any], None]) -> None:
+    """Writes a file through a temporary file in the same folder, then
+    renames it into place: readers see the old file or the whole new one.
+
+    Args:
+        path: The file to write.
+        write: Called with the open (binary) temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a checkpoint was taken: `step` batches of epoch `epoch` done."""
+
+    epoch: int
+    step: int
+    global_step: int
+    path: Path
+
+
+def _groups(model: Any) -> list[tuple[str, list[Any]]]:
+    groups = [("model", list(model.variables))]
+    if getattr(model, "optimizer", None) is not None:
+        groups.append(("optimizer", list(model.optimizer.variables)))
+    groups.append(("metrics", list(model.metrics_variables)))
+    return groups
+
+
+def _describe(group: str, variable: Any) -> list[Any]:
+    return [group, variable.path, list(variable.shape), str(variable.dtype)]
+
+
+def _numpy_state() -> list[Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _set_numpy_state(state: list[Any]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))
+
+
+def _python_state() -> list[Any]:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_python_state(state: list[Any]) -> None:
+    version, internal, gauss = state
+    random.setstate((version, tuple(internal), gauss))
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Writes atomic checkpoints during `fit`; a later `fit` with the same
+    callback resumes from the newest one exactly where it was.
+
+    A resumed run takes the same steps on the same batches as an
+    uninterrupted one: on the CPU the final weights are bit-identical (see
+    docs/robustness.md for what each backend promises). Give the same model,
+    compile arguments, data and batch size; a checkpoint that does not fit
+    the model is refused with the variable that differs.
+
+    Arrays given to `fit` are batched by `keras_mtl.data.ArrayBatches`
+    (order by seed and epoch, so any epoch replays); `MixedBatches` and
+    streamed tables replay already. `validation_split` is refused (give
+    `validation_data`). Callbacks with their own counters (EarlyStopping,
+    ReduceLROnPlateau) restart them on resume, as with Keras's
+    `BackupAndRestore`.
+
+    Mid-epoch resume needs a `keras_mtl.MultiTaskModel`; with another Keras
+    model, `every` must be `"epoch"`.
+
+    Args:
+        directory: Where checkpoints go (`ckpt-<step>.npz`); created.
+        every: `"epoch"`, or a number of training steps between checkpoints
+            (every epoch's end is saved too).
+        keep: How many of the newest checkpoints to keep.
+        seed: Seed of the order in which `ArrayBatches` visits arrays.
+
+    Example:
+
+    >>> import keras_mtl, numpy as np, tempfile
+    >>> model = keras_mtl.presets.seed_case1(byte_ids=True, length=4, units=2)
+    >>> model.compile("adam", "binary_crossentropy")
+    >>> x = {"tweet_a": np.zeros((8, 4), "uint8"), "tweet_b": np.ones((8, 4), "uint8")}
+    >>> y = {"a_negative": np.ones(8), "same_sentiment": np.zeros(8)}
+    >>> folder = tempfile.mkdtemp()
+    >>> ckpt = keras_mtl.callbacks.Checkpoint(folder, every=1)
+    >>> _ = model.fit(x, y, batch_size=4, epochs=1, callbacks=[ckpt], verbose=0)
+    >>> ckpt.latest().name
+    'ckpt-0000000002.npz'
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        every: int | str = "epoch",
+        keep: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if every != "epoch" and not (isinstance(every, int) and every > 0):
+            raise ValueError(
+                f'Checkpoint: every must be "epoch" or a positive number of '
+                f"steps, got {every!r}."
+            )
+        if not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"Checkpoint: keep must be at least 1, got {keep!r}.")
+        self.directory = Path(directory)
+        self.every = every
+        self.keep = keep
+        self.seed = int(seed)
+        self.history: dict[str, list[float]] = {}
+        self.global_step = 0
+        self.epoch = 0
+        self.offset = 0  # batches of the current epoch done before this fit
+        self.steps_per_epoch: int | None = None
+        self.restored = False
+        self.last_path: Path | None = None
+        self._pending_metrics: list[np.ndarray] | None = None
+
+    # ---------------------------------------------------------- files
+
+    def paths(self) -> list[Path]:
+        """Checkpoints on disk, newest first (temporary files never count)."""
+        if not self.directory.is_dir():
+            return []
+        found = [
+            p
+            for p in self.directory.iterdir()
+            if p.name.startswith(PREFIX) and p.name.endswith(SUFFIX)
+        ]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def latest(self) -> Path | None:
+        """The newest checkpoint, or None."""
+        paths = self.paths()
+        return paths[0] if paths else None
+
+    def save(self, epoch: int, step: int) -> Path:
+        """Writes a checkpoint of the model at (epoch, step) now."""
+        model = self.model
+        sync = getattr(model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        arrays: dict[str, np.ndarray] = {}
+        described = []
+        for group, variables in _groups(model):
+            for i, variable in enumerate(variables):
+                arrays[f"{group}/{i:06d}"] = np.asarray(
+                    keras.ops.convert_to_numpy(variable.value)
+                )
+                described.append(_describe(group, variable))
+        meta = {
+            "format": FORMAT,
+            "epoch": int(epoch),
+            "step": int(step),
+            "global_step": int(self.global_step),
+            "steps_per_epoch": self.steps_per_epoch,
+            "variables": described,
+            "history": self.history,
+            "numpy_random": _numpy_state(),
+            "python_random": _python_state(),
+            "backend": keras.backend.backend(),
+        }
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        path = self.directory / f"{PREFIX}{self.global_step:010d}{SUFFIX}"
+        write_atomic(path, lambda f: np.savez(f, **arrays))
+        self.last_path = path
+        for old in self.paths()[self.keep :]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def restore(self, model: Any) -> Position | None:
+        """Loads the newest readable checkpoint into `model` (and this
+        callback's counters); None when there is none."""
+        self.set_model(model)
+        if not self.paths():
+            self.history, self.global_step, self.restored = {}, 0, False
+            self.last_path = None
+            return None
+        errors = []
+        for path in self.paths():
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    meta = json.loads(bytes(f["__meta__"]).decode())
+                    arrays = {k: f[k] for k in f.files if k != "__meta__"}
+            except (OSError, ValueError, KeyError) as error:
+                errors.append(f"{path.name}: {error}")
+                continue
+            if errors:
+                warnings.warn(
+                    "Skipped unreadable checkpoints: " + "; ".join(errors),
+                    stacklevel=2,
+                )
+            return self._load(model, path, meta, arrays)
+        if errors:
+            raise ValueError(
+                f"No readable checkpoint in {self.directory}: " + "; ".join(errors)
+            )
+        return None
+
+    def _load(
+        self, model: Any, path: Path, meta: dict, arrays: dict[str, np.ndarray]
+    ) -> Position:
+        if meta.get("format") != FORMAT:
+            raise ValueError(
+                f"Checkpoint {path} has format {meta.get('format')!r}; this "
+                f"version reads format {FORMAT}."
+            )
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        saved = meta["variables"]
+        now = [_describe(g, v) for g, vs in _groups(model) for v in vs]
+        if len(saved) != len(now):
+            raise ValueError(
+                f"Checkpoint {path} holds {len(saved)} variables, this model "
+                f"and its optimizer and metrics {len(now)}: it was written for "
+                "another model or compile()."
+            )
+        for old, new in zip(saved, now, strict=True):
+            if old[0] != new[0] or old[2] != new[2]:
+                raise ValueError(
+                    f"Checkpoint {path} does not fit this model: {old[0]} "
+                    f"variable {old[1]} has shape {tuple(old[2])} there, "
+                    f"{new[1]} has {tuple(new[2])} here."
+                )
+        metrics = []
+        for group, variables in _groups(model):
+            for i, variable in enumerate(variables):
+                value = arrays[f"{group}/{i:06d}"]
+                if group == "metrics":
+                    metrics.append(value)
+                else:
+                    variable.assign(value)
+        self._pending_metrics = metrics if meta["step"] > 0 else None
+        _set_numpy_state(meta["numpy_random"])
+        _set_python_state(meta["python_random"])
+        self.history = {k: list(v) for k, v in meta["history"].items()}
+        self.global_step = int(meta["global_step"])
+        self.steps_per_epoch = meta["steps_per_epoch"]
+        self.restored = True
+        self.last_path = path
+        return Position(int(meta["epoch"]), int(meta["step"]), self.global_step, path)
+
+    # ------------------------------------------------------ callbacks
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        from keras_mtl.model import MultiTaskModel
+
+        if isinstance(self.model, MultiTaskModel):
+            return  # its fit() restores before training starts
+        if self.every != "epoch":
+            raise ValueError(
+                "Checkpoint(every=<steps>) resumes mid-epoch, which needs a "
+                'keras_mtl.MultiTaskModel; use every="epoch" with other models.'
+            )
+        if not self.restored:
+            position = self.restore(self.model)
+            if position is not None:
+                self.model._initial_epoch = position.epoch
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+        if self._pending_metrics is not None:
+            # The interrupted epoch's running metrics: its logs then average
+            # over the whole epoch, as if it had not been interrupted.
+            for variable, value in zip(
+                self.model.metrics_variables, self._pending_metrics, strict=True
+            ):
+                variable.assign(value)
+            self._pending_metrics = None
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.global_step += 1
+        step = self.offset + batch + 1
+        due = self.every != "epoch" and self.global_step % int(self.every) == 0
+        # The last batch of an epoch is saved at the epoch's end.
+        if due and (self.steps_per_epoch is None or step < self.steps_per_epoch):
+            self.save(self.epoch, step)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.save(epoch + 1, 0)
+
+
+class NonFiniteError(RuntimeError):
+    """A task's loss or the gradient stopped being finite; the step was not
+    applied."""
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Acts on the step flag that a guarded model reports (added by
+    `MultiTaskModel.fit`; the optimizer step itself is skipped in the graph).
+
+    Args:
+        mode: `"stop"` raises `NonFiniteError` naming the task, the step and
+            the last good checkpoint; `"skip"` goes on, counting the steps
+            it skipped as `skipped_steps` in the epoch's logs.
+        checkpoint: The run's `Checkpoint`, if any, to name in the message.
+    """
+
+    def __init__(self, mode: str = "stop", checkpoint: Checkpoint | None = None):
+        super().__init__()
+        self.mode = mode
+        self.checkpoint = checkpoint
+        self.epoch = 0
+        self.global_step = 0
+        self.skipped: list[str] = []
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch = epoch
+
+    def _where(self, batch: int) -> str:
+        offset = self.checkpoint.offset if self.checkpoint is not None else 0
+        return (
+            f"step {self.global_step} (epoch {self.epoch + 1}, batch "
+            f"{offset + batch + 1})"
+        )
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.global_step += 1
+        if logs is None:
+            return
+        code = int(round(float(logs.pop("nonfinite", 0.0))))
+        if self.mode == "stop":
+            logs.pop("skipped_steps", None)
+        if code == 0:
+            return
+        tasks = self.model.task_names
+        if code <= len(tasks):
+            what = f"task '{tasks[code - 1]}': its loss is not finite"
+        else:
+            what = "the gradient is not finite (every task's loss is)"
+        message = f"At {self._where(batch)}, {what}; the update was not applied."
+        if self.mode == "skip":
+            if not self.skipped:
+                warnings.warn(message + " Skipping such steps.", stacklevel=2)
+            self.skipped.append(message)
+            return
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()  # the model in memory holds the last good weights
+        last = self.checkpoint.last_path if self.checkpoint is not None else None
+        if last is not None:
+            message += f" Last good checkpoint: {last}."
+        else:
+            message += (
+                " No checkpoint was written (add keras_mtl.callbacks.Checkpoint);"
+                " the model in memory holds the last good weights."
+            )
+        raise NonFiniteError(message)
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if logs is not None:
+            logs.pop("nonfinite", None)
+            if self.mode == "stop":
+                logs.pop("skipped_steps", None)
+
+
+class _EpochSync(keras.callbacks.Callback):
+    """Tells a replayable data set which epoch runs."""
+
+    def __init__(self, data: Any) -> None:
+        super().__init__()
+        self.data = data
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.data.set_epoch(epoch)
+
+
+def _replayable(
+    checkpoint: Checkpoint,
+    x: Any,
+    y: Any,
+    batch_size: int | None,
+    shuffle: bool,
+    sample_weight: Any,
+) -> Any:
+    from keras_mtl.data.arrays import ArrayBatches
+
+    if hasattr(x, "set_epoch"):
+        if y is not None or sample_weight is not None:
+            raise ValueError(
+                f"fit: x is a data set ({type(x).__name__}); give its labels "
+                "through it, not as y or sample_weight."
+            )
+        return x
+    if isinstance(x, keras.utils.PyDataset) or hasattr(x, "element_spec"):
+        raise ValueError(
+            f"Checkpoint resumes exactly from arrays, MixedBatches or a "
+            f"streamed table, which replay any batch; got {type(x).__name__}."
+        )
+    return ArrayBatches(
+        x, y, sample_weight, batch_size or 32, shuffle, seed=checkpoint.seed
+    )
+
+
+def fit_resumable(
+    model: Any,
+    fit: Callable[..., Any],
+    checkpoint: Checkpoint,
+    x: Any,
+    y: Any,
+    batch_size: int | None,
+    epochs: int,
+    shuffle: bool,
+    sample_weight: Any,
+    initial_epoch: int,
+    callbacks: list[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    """`fit` that resumes from the checkpoint's newest position: the rest of
+    the interrupted epoch first, then the remaining epochs."""
+    from keras_mtl.data.arrays import Tail
+
+    for key in ("validation_split", "steps_per_epoch"):
+        if kwargs.get(key):
+            raise ValueError(
+                f"fit: {key} cannot be combined with a Checkpoint (give "
+                "validation_data, and let the data set define an epoch)."
+            )
+    data = _replayable(checkpoint, x, y, batch_size, shuffle, sample_weight)
+    callbacks = [_EpochSync(data), *callbacks]
+    # The data set orders its batches itself (Keras would shuffle them).
+    kwargs = {**kwargs, "shuffle": False}
+    checkpoint.steps_per_epoch = len(data)
+    position = checkpoint.restore(model)
+    start = initial_epoch
+    histories = []
+    if position is not None:
+        if checkpoint.steps_per_epoch != len(data):
+            raise ValueError(
+                f"Checkpoint {position.path} was written with "
+                f"{checkpoint.steps_per_epoch} batches per epoch, this run has "
+                f"{len(data)}: resume with the same data and batch size."
+            )
+        start = position.epoch
+        if position.step > 0 and position.epoch < epochs:
+            checkpoint.offset = position.step
+            try:
+                histories.append(
+                    fit(
+                        Tail(data, position.epoch, position.step),
+                        epochs=position.epoch + 1,
+                        initial_epoch=position.epoch,
+                        callbacks=callbacks,
+                        **kwargs,
+                    )
+                )
+            finally:
+                checkpoint.offset = 0
+            start = position.epoch + 1
+    if start < epochs and not (histories and model.stop_training):
+        histories.append(
+            fit(
+                data,
+                epochs=epochs,
+                initial_epoch=start,
+                callbacks=callbacks,
+                **kwargs,
+            )
+        )
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.history = {k: list(v) for k, v in checkpoint.history.items()}
+    history.epoch = list(range(len(next(iter(history.history.values()), []))))
+    history.params = histories[-1].params if histories else {}
+    return history
