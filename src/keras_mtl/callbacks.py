@@ -19,6 +19,7 @@ import os
 import random
 import tempfile
 import warnings
+from zipfile import BadZipFile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,7 @@ class Checkpoint(keras.callbacks.Callback):
                 with np.load(path, allow_pickle=False) as f:
                     meta = json.loads(bytes(f["__meta__"]).decode())
                     arrays = {k: f[k] for k in f.files if k != "__meta__"}
-            except (OSError, ValueError, KeyError) as error:
+            except (OSError, ValueError, KeyError, EOFError, BadZipFile) as error:
                 errors.append(f"{path.name}: {error}")
                 continue
             if errors:

@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also train single-task baselines and report Δm%%",
     )
     train.add_argument("--epochs", type=_positive, help="override [training] epochs")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run whose checkpoints are in OUT/checkpoints",
+    )
 
     evaluate = commands.add_parser(
         "evaluate", help="score a saved model on a data file"
@@ -175,6 +180,18 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(f"mtl train: --out {out} is a file, expected a folder.")
     seeds = args.seeds or config.evaluation().get("seeds", 1)
     baselines = args.baselines or config.evaluation().get("baselines", False)
+    checkpoints = out / "checkpoints"
+    earlier = checkpoints.is_dir() and any(checkpoints.iterdir())
+    if earlier and not args.resume:
+        raise UsageError(
+            f"mtl train: {checkpoints} holds the checkpoints of an earlier run; "
+            "pass --resume to continue it, or choose another --out."
+        )
+    if args.resume and not earlier:
+        raise UsageError(
+            f"mtl train: --resume, but {checkpoints} holds no checkpoint to "
+            "resume from."
+        )
     console = Console()
     verbose = 1 if sys.stdout.isatty() else 2
     result = runner.run(
@@ -183,6 +200,7 @@ def _train(args: argparse.Namespace) -> int:
         baselines=baselines,
         verbose=verbose,
         log=lambda m: console.print(m, markup=False),
+        checkpoints=checkpoints,
     )
     files = runner.save(result, out)
     _print_summary(console, result)

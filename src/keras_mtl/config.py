@@ -58,6 +58,7 @@ TRAINING_KEYS = (
     "steps_per_epoch",
     "sampling",
     "temperature",
+    "checkpoint_every",
 )
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
 COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
@@ -262,6 +263,24 @@ class Config:
             self._named(
                 comp["balancer"], "[compile].balancer", balancers.BALANCERS, "balancer"
             )
+        for key, choices in (
+            ("on_nonfinite", ("stop", "skip", "off")),
+            ("balance_mode", ("parameter", "representation")),
+        ):
+            if key in comp and comp[key] not in choices:
+                raise self.error(
+                    f"[compile].{key}",
+                    f"must be one of {', '.join(choices)}, got {comp[key]!r}"
+                    f"{closest(str(comp[key]), list(choices))}.",
+                )
+        every = d.get("training", {}).get("checkpoint_every", "epoch")
+        if every != "epoch" and (
+            not isinstance(every, int) or isinstance(every, bool) or every < 1
+        ):
+            raise self.error(
+                "[training].checkpoint_every",
+                f'must be "epoch" or a whole number of steps >= 1, got {every!r}.',
+            )
         if "optimizer" in comp:
             opt = comp["optimizer"]
             name = (
@@ -447,6 +466,7 @@ def _compile_signature(
     balance_mode: str = "parameter",
     cosine: bool = False,
     update_every: int = 1,
+    on_nonfinite: str = "stop",
     run_eagerly: bool = False,
     steps_per_execution: int = 1,
     jit_compile: Any = "auto",

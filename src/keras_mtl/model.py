@@ -18,6 +18,7 @@ from keras_mtl.task import Task, as_task, closest
 from keras_mtl.task_metrics import FiniteMean, TaskMetrics
 
 Tensor = Any
+NONFINITE_MODES = ("stop", "skip", "off")
 
 
 def _output_layer(tensor: Any) -> Any:
@@ -196,7 +197,7 @@ class MultiTaskModel(keras.Model):
         balance_mode: str = "parameter",
         cosine: bool = False,
         update_every: int = 1,
-        on_nonfinite: str | None = "stop",
+        on_nonfinite: str = "stop",
         **kwargs: Any,
     ) -> None:
         """Configures the model for training, with per-task losses and metrics.
@@ -229,7 +230,7 @@ class MultiTaskModel(keras.Model):
                 the step is never applied, and `fit` then `"stop"`s with a
                 `keras_mtl.callbacks.NonFiniteError` naming the task, the step
                 and the last good checkpoint, or `"skip"`s the step (counted
-                as `skipped_steps`); None applies every step (plain Keras).
+                as `skipped_steps`); `"off"` applies every step (plain Keras).
             **kwargs: Other `keras.Model.compile` arguments.
         """
         tasks = self._tasks
@@ -256,16 +257,17 @@ class MultiTaskModel(keras.Model):
                 "balance_mode, cosine and update_every configure a balancer; "
                 "give balancer=... too."
             )
-        if on_nonfinite not in ("stop", "skip", None):
+        if on_nonfinite not in NONFINITE_MODES:
             raise ValueError(
-                f'on_nonfinite must be "stop", "skip" or None, got {on_nonfinite!r}.'
+                f"on_nonfinite must be one of {', '.join(NONFINITE_MODES)}, got "
+                f"{on_nonfinite!r}."
             )
         task_metrics = TaskMetrics(
             tasks,
             per_task_metrics,
             per_task_weighted,
             balancing.metric_names() if balancing else (),
-            guard=on_nonfinite is not None,
+            guard=on_nonfinite != "off",
         )
         loss_fns = []
         for task, spec in zip(tasks, losses, strict=True):
@@ -276,7 +278,7 @@ class MultiTaskModel(keras.Model):
                     f"Task '{task.name}': unknown loss {spec!r}."
                 ) from None
         super().compile(optimizer=optimizer, **kwargs)
-        if on_nonfinite is not None:
+        if on_nonfinite != "off":
             self._loss_tracker = FiniteMean(name="loss")
         # Set without Keras's attribute tracking: these are compile state,
         # replaced by the next compile, never saved as model weights.
@@ -284,11 +286,13 @@ class MultiTaskModel(keras.Model):
         object.__setattr__(self, "_task_loss_fns", tuple(loss_fns))
         object.__setattr__(self, "_task_loss_weights", tuple(weights))
         object.__setattr__(self, "_balancing", balancing)
-        object.__setattr__(self, "_on_nonfinite", on_nonfinite)
+        object.__setattr__(
+            self, "_on_nonfinite", None if on_nonfinite == "off" else on_nonfinite
+        )
         mtl_backend.guard_optimizer(
             self.optimizer,
             None
-            if on_nonfinite is None
+            if on_nonfinite == "off"
             else lambda ok: object.__setattr__(self._compile_metrics, "_grads_ok", ok),
         )
         if balancing is not None:

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from keras_mtl import data as data_module
+from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config
 from keras_mtl.evaluation import delta_m, summarize
 from keras_mtl.scoring import HIGHER_IS_BETTER, task_scores
@@ -76,8 +77,13 @@ def train_once(
     seed: int,
     verbose: int = 0,
     callbacks: list | None = None,
+    checkpoints: Path | None = None,
 ) -> dict[str, Any]:
-    """Builds, compiles and trains the config's model once; scores it."""
+    """Builds, compiles and trains the config's model once; scores it.
+
+    With `checkpoints` (a folder), training writes atomic checkpoints there
+    (every `[training] checkpoint_every` steps and every epoch's end) and
+    resumes from the newest one it finds."""
     keras.utils.set_random_seed(seed)
     training = config.training()
     model = config.build_model(data.tabular_spec)
@@ -117,6 +123,12 @@ def train_once(
                 restore_best_weights=True,
             )
         )
+    if checkpoints is not None:
+        fit_args["callbacks"].append(
+            Checkpoint(
+                checkpoints, every=training.get("checkpoint_every", "epoch"), seed=seed
+            )
+        )
     history = model.fit(**fit_args)
     scores = {}
     for name in ("val", "test"):
@@ -141,6 +153,7 @@ def run(
     baselines: bool = False,
     verbose: int = 0,
     log: Callable[[str], None] = print,
+    checkpoints: Path | None = None,
 ) -> dict[str, Any]:
     """Trains the multi-task model (and the single-task baselines) over
     `seeds` seeds and summarises the scores.
@@ -150,7 +163,17 @@ def run(
         `summary` (per model, task, split and score: mean, std, 95%
         interval), `delta_m` (per split, over seeds) and `data` (what
         loading did). The first seed's multi-task model is under `model`.
+
+    With `checkpoints` (a folder), each model and seed checkpoints into its
+    own subfolder and resumes from it: a run killed at any point and run
+    again with the same arguments ends as if it had never stopped.
     """
+
+    def folder(name: str, seed: int) -> Path | None:
+        if checkpoints is None:
+            return None
+        return Path(checkpoints) / f"{name.replace(':', '-')}-seed{seed}"
+
     base_seed = config.training().get("seed", 0)
     data = data_module.load(config)
     log(_describe_data(data))
@@ -159,7 +182,9 @@ def run(
     task_names = [t["name"] for t in config.data["tasks"]]
     for i in range(seeds):
         seed = base_seed + i
-        result = train_once(config, data, seed, verbose)
+        result = train_once(
+            config, data, seed, verbose, checkpoints=folder(MULTI, seed)
+        )
         if first_model is None:
             first_model = result["model"]
         runs.append(
@@ -174,7 +199,11 @@ def run(
         if baselines and len(task_names) > 1:
             for task in task_names:
                 single = train_once(
-                    _single_task_config(config, task), data, seed, verbose
+                    _single_task_config(config, task),
+                    data,
+                    seed,
+                    verbose,
+                    checkpoints=folder(f"{SINGLE}:{task}", seed),
                 )
                 runs.append(
                     {
