@@ -194,7 +194,12 @@ def test_nonfinite_step_is_never_applied(tmp_path, balancer):
 def test_unguarded_step_is_applied():
     x, y, w = _poisoned_weights()
     model = _model(on_nonfinite="off")
-    model.fit(x, y, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    try:
+        model.fit(
+            x, y, sample_weight=w, batch_size=8, epochs=1, shuffle=False, verbose=0
+        )
+    except RuntimeError as error:  # torch's cross-entropy refuses NaN inputs
+        assert keras.backend.backend() == "torch" and "between 0 and 1" in str(error)
     assert not all(np.isfinite(v).all() for v in model.get_weights())
 
 

@@ -19,14 +19,16 @@ import os
 import random
 import tempfile
 import warnings
-from zipfile import BadZipFile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zipfile import BadZipFile
 
 import keras
 import numpy as np
+
+from keras_mtl import backend as mtl_backend
 
 PREFIX = "ckpt-"
 SUFFIX = ".npz"
@@ -175,6 +177,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.restored = False
         self.last_path: Path | None = None
         self._pending_metrics: list[np.ndarray] | None = None
+        self._pending_rng: tuple[dict, Any] | None = None
 
     # ---------------------------------------------------------- files
 
@@ -220,6 +223,9 @@ class Checkpoint(keras.callbacks.Callback):
             "python_random": _python_state(),
             "backend": keras.backend.backend(),
         }
+        backend_rng = mtl_backend.rng_state()
+        if backend_rng is not None:
+            arrays["__rng__"] = backend_rng
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         path = self.directory / f"{PREFIX}{self.global_step:010d}{SUFFIX}"
         write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -242,6 +248,7 @@ class Checkpoint(keras.callbacks.Callback):
                 with np.load(path, allow_pickle=False) as f:
                     meta = json.loads(bytes(f["__meta__"]).decode())
                     arrays = {k: f[k] for k in f.files if k != "__meta__"}
+                    backend_rng = arrays.pop("__rng__", None)
             except (OSError, ValueError, KeyError, EOFError, BadZipFile) as error:
                 errors.append(f"{path.name}: {error}")
                 continue
@@ -250,7 +257,12 @@ class Checkpoint(keras.callbacks.Callback):
                     "Skipped unreadable checkpoints: " + "; ".join(errors),
                     stacklevel=2,
                 )
-            return self._load(model, path, meta, arrays)
+            position = self._load(model, path, meta, arrays)
+            # Random states are set just before the first step: building
+            # the step and opening the data (a DataLoader draws a seed) use
+            # them, as they did before this point in the first run.
+            self._pending_rng = (meta, backend_rng)
+            return position
         if errors:
             raise ValueError(
                 f"No readable checkpoint in {self.directory}: " + "; ".join(errors)
@@ -292,8 +304,6 @@ class Checkpoint(keras.callbacks.Callback):
                 else:
                     variable.assign(value)
         self._pending_metrics = metrics if meta["step"] > 0 else None
-        _set_numpy_state(meta["numpy_random"])
-        _set_python_state(meta["python_random"])
         self.history = {k: list(v) for k, v in meta["history"].items()}
         self.global_step = int(meta["global_step"])
         self.steps_per_epoch = meta["steps_per_epoch"]
@@ -302,6 +312,14 @@ class Checkpoint(keras.callbacks.Callback):
         return Position(int(meta["epoch"]), int(meta["step"]), self.global_step, path)
 
     # ------------------------------------------------------ callbacks
+
+    def _apply_rng(self) -> None:
+        if self._pending_rng is not None:
+            meta, backend_rng = self._pending_rng
+            _set_numpy_state(meta["numpy_random"])
+            _set_python_state(meta["python_random"])
+            mtl_backend.set_rng_state(backend_rng)
+            self._pending_rng = None
 
     def on_train_begin(self, logs: Any = None) -> None:
         from keras_mtl.model import MultiTaskModel
@@ -328,6 +346,9 @@ class Checkpoint(keras.callbacks.Callback):
             ):
                 variable.assign(value)
             self._pending_metrics = None
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self._apply_rng()
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         self.global_step += 1

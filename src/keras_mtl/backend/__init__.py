@@ -96,3 +96,17 @@ def guard_optimizer(optimizer: Any, report: Callable[[Any], None] | None) -> Non
         return
     object.__setattr__(optimizer, "_mtl_guarded", True)
     module().guard_optimizer(optimizer)
+
+
+def rng_state() -> Any:
+    """The backend's global random state as a NumPy array (None where
+    Keras draws every random number from its own seed generators)."""
+    fn = getattr(module(), "rng_state", None)
+    return None if fn is None else fn()
+
+
+def set_rng_state(state: Any) -> None:
+    """Restores what `rng_state` returned."""
+    fn = getattr(module(), "set_rng_state", None)
+    if fn is not None and state is not None:
+        fn(state)

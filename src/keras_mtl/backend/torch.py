@@ -186,3 +186,12 @@ def guard_optimizer(optimizer: Any) -> None:
         return None
 
     object.__setattr__(optimizer, "apply", apply)
+
+
+def rng_state() -> np.ndarray:
+    # Keras's unseeded Dropout on PyTorch draws from torch's global generator.
+    return torch.get_rng_state().numpy().copy()
+
+
+def set_rng_state(state: np.ndarray) -> None:
+    torch.set_rng_state(torch.from_numpy(np.asarray(state, np.uint8)))
