@@ -47,6 +47,14 @@ SECTIONS = (
 )
 MODEL_KEYS = ("name", "fusion", "architecture")
 INPUT_KEYS = ("shape", "dtype", "column", "encoding", "length", "vocabulary_size")
+INPUT_TYPES = {
+    "shape": "list",
+    "dtype": "str",
+    "column": "str",
+    "encoding": "str",
+    "length": "int",
+    "vocabulary_size": "int",
+}
 ENCODINGS = ("bytes", "words", "number", "numbers", "id")
 TRAINING_KEYS = (
     "epochs",
@@ -60,6 +68,18 @@ TRAINING_KEYS = (
     "temperature",
     "checkpoint_every",
 )
+TRAINING_TYPES = {
+    "epochs": "int",
+    "batch_size": "int",
+    "seed": "int",
+    "shuffle": "bool",
+    "validation_split": "float",
+    "early_stopping": "int",
+    "steps_per_epoch": "int",
+    "sampling": "str",
+    "temperature": "float",
+    "checkpoint_every": "int | str",
+}
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
 COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
 
@@ -74,6 +94,69 @@ def _params(func: Callable) -> list[str]:
         for p in inspect.signature(func).parameters.values()
         if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"
     ]
+
+
+_TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "None": lambda v: v is None,
+    "list": lambda v: isinstance(v, list),
+    "tuple": lambda v: isinstance(v, list),
+    "Sequence": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
+    "Mapping": lambda v: isinstance(v, dict),
+}
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "list": "a list",
+    "tuple": "a list",
+    "Sequence": "a list",
+    "dict": "a table",
+    "Mapping": "a table",
+}
+
+
+def _annotations(func: Callable) -> dict[str, str]:
+    """Each argument's annotation as written (strings, from __future__)."""
+    out = {}
+    for p in inspect.signature(func).parameters.values():
+        if p.annotation is not inspect.Parameter.empty:
+            out[p.name] = (
+                p.annotation if isinstance(p.annotation, str) else str(p.annotation)
+            )
+    return out
+
+
+def _constructor_annotations(cls: type) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for klass in cls.__mro__:
+        if klass in (keras.layers.Layer, object) or klass.__module__.startswith(
+            "keras."
+        ):
+            break
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            for key, value in _annotations(init).items():
+                out.setdefault(key, value)
+    return out
+
+
+def _type_problem(value: Any, annotation: str) -> str | None:
+    """What a config value should have been, or None when it fits (or the
+    annotation says nothing checkable)."""
+    alternatives = [a.strip().split("[", 1)[0] for a in annotation.split("|")]
+    alternatives = [a.rsplit(".", 1)[-1] for a in alternatives]
+    if any(a not in _TYPE_CHECKS for a in alternatives):
+        return None  # Any, a class, a callable: checked where it is used
+    if any(_TYPE_CHECKS[a](value) for a in alternatives):
+        return None
+    words = [_TYPE_WORDS[a] for a in alternatives if a in _TYPE_WORDS]
+    return " or ".join(dict.fromkeys(words))
 
 
 def _constructor_params(cls: type) -> list[str]:
@@ -133,7 +216,12 @@ class Config:
     # --------------------------------------------------------- validation
 
     def _keys(
-        self, table: Any, where: str, allowed: list[str] | tuple[str, ...], what: str
+        self,
+        table: Any,
+        where: str,
+        allowed: list[str] | tuple[str, ...],
+        what: str,
+        types: dict[str, str] | None = None,
     ) -> None:
         if not isinstance(table, dict):
             raise self.error(where, f"must be a table, got {_describe(table)}.")
@@ -143,6 +231,15 @@ class Config:
                     f"{where}.{key}",
                     f"is not a key of {what}{closest(key, list(allowed))}; expected one "
                     f"of {', '.join(allowed)}.",
+                )
+        self._types(table, where, types or {})
+
+    def _types(self, table: dict, where: str, types: dict[str, str]) -> None:
+        for key, value in table.items():
+            expected = _type_problem(value, types[key]) if key in types else None
+            if expected:
+                raise self.error(
+                    f"{where}.{key}", f"must be {expected}, got {_describe(value)}."
                 )
 
     def _named(
@@ -160,6 +257,10 @@ class Config:
             raise self.error(
                 where, f"must be a {what} name or a table, got {_describe(value)}."
             )
+        if not isinstance(name, str):
+            raise self.error(
+                f"{where}.name", f"must be a {what} name, got {_describe(name)}."
+            )
         if name not in registry:
             raise self.error(
                 where,
@@ -175,6 +276,7 @@ class Config:
                     f"is not an argument of {what} {name!r}{closest(key, allowed)}; "
                     f"expected one of {', '.join(allowed)}.",
                 )
+        self._types(args, where, _constructor_annotations(registry[name]))
         return name, args
 
     def _validate(self) -> None:
@@ -214,7 +316,7 @@ class Config:
                 "must hold one table per input, e.g. [inputs.text] shape = [280].",
             )
         for name, table in inputs.items():
-            self._keys(table, f"[inputs.{name}]", INPUT_KEYS, "an input")
+            self._keys(table, f"[inputs.{name}]", INPUT_KEYS, "an input", INPUT_TYPES)
             if "encoding" in table and table["encoding"] not in ENCODINGS:
                 raise self.error(
                     f"[inputs.{name}].encoding",
@@ -239,7 +341,9 @@ class Config:
             raise self.error("[[tasks]]", "must list at least one task.")
         task_keys = _params(Task.__init__)
         for i, table in enumerate(tasks):
-            self._keys(table, f"tasks[{i}]", task_keys, "a task")
+            self._keys(
+                table, f"tasks[{i}]", task_keys, "a task", _annotations(Task.__init__)
+            )
             if "name" not in table:
                 raise self.error(f"tasks[{i}]", "has no name.")
             kind = table.get("kind", "binary")
@@ -257,7 +361,13 @@ class Config:
                     f"{', '.join(inputs)}{closest(unknown[0], list(inputs))}.",
                 )
         compile_keys = [k for k in _params(_compile_signature) if k != "self"]
-        self._keys(d.get("compile", {}), "[compile]", compile_keys, "compile()")
+        self._keys(
+            d.get("compile", {}),
+            "[compile]",
+            compile_keys,
+            "compile()",
+            _annotations(_compile_signature),
+        )
         comp = d.get("compile", {})
         if "balancer" in comp:
             self._named(
@@ -301,7 +411,13 @@ class Config:
                 raise self.error(
                     "[compile].optimizer", f"names an unknown optimizer {name!r}."
                 ) from None
-        self._keys(d.get("training", {}), "[training]", TRAINING_KEYS, "[training]")
+        self._keys(
+            d.get("training", {}),
+            "[training]",
+            TRAINING_KEYS,
+            "[training]",
+            TRAINING_TYPES,
+        )
         self._keys(
             d.get("evaluation", {}), "[evaluation]", EVALUATION_KEYS, "[evaluation]"
         )

@@ -242,18 +242,60 @@ class InputFiller:
                 self.cut[name] = self.cut.get(name, 0) + cut
                 out[name] = ids
             else:
-                numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-                bad = ~np.isfinite(numbers)
+                shape = list(table.get("shape") or [])
+                width = int(np.prod(shape)) if shape else 1
+                if encoding == "numbers":
+                    numbers = _number_lists(values, width, shape, name, column, where)
+                else:
+                    if width != 1:
+                        raise ValueError(
+                            f"{where}: input '{name}' reads one number per row "
+                            f"from column {column!r}, but its shape is {shape}; "
+                            'give shape = [] or encoding = "numbers" for a list '
+                            "of numbers per row."
+                        )
+                    numbers = pd.to_numeric(values, errors="coerce").to_numpy(
+                        np.float64
+                    )
+                bad = ~np.isfinite(numbers.reshape(len(values), -1)).all(axis=1)
                 if bad.any():
                     raise ValueError(
                         f"{where}: input '{name}' (column {column!r}) has "
-                        f"{int(bad.sum())} missing or non-numeric value(s), first "
-                        f"at row {int(np.argmax(bad))}."
+                        f"{int(bad.sum())} row(s) with missing, infinite or "
+                        f"non-numeric values, first at row {int(np.argmax(bad))}."
                     )
                 dtype = np.int32 if encoding == "id" else np.float32
-                shape = table.get("shape") or []
                 out[name] = numbers.astype(dtype).reshape((-1, *shape))
         return out
+
+
+def _number_lists(
+    values: Any, width: int, shape: list[int], name: str, column: str, where: str
+) -> np.ndarray:
+    """A column of number lists (a list, or numbers separated by spaces or
+    commas) as an array of rows of `width` numbers."""
+    rows = np.empty((len(values), width), np.float64)
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            parts: Any = value.replace(",", " ").split()
+        elif isinstance(value, list | tuple | np.ndarray):
+            parts = list(value)
+        else:
+            parts = [value]
+        try:
+            row = np.asarray(parts, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{where}: input '{name}' (column {column!r}) row {i} is "
+                f"{str(value)[:40]!r}, not a list of numbers."
+            ) from None
+        if row.size != width:
+            raise ValueError(
+                f"{where}: input '{name}' (column {column!r}) row {i} has "
+                f"{row.size} numbers; its shape {shape} needs {width}."
+            )
+        rows[i] = row
+    return rows
 
 
 def _task_labels(

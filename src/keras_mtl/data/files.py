@@ -52,12 +52,13 @@ def read_table(path: str | Path, fmt: str | None = None) -> Any:
                 sep=None if path.suffix == ".tsv" else ",",
                 engine="python" if path.suffix == ".tsv" else "c",
                 on_bad_lines="error",
-                encoding_errors="replace",
             )
         elif fmt == "jsonl":
             frame = pd.read_json(path, lines=True)
         else:
             frame = pd.read_parquet(path)
+    except UnicodeDecodeError as error:
+        raise ValueError(_undecodable(path, error)) from None
     except pd.errors.ParserError as error:
         raise ValueError(
             f"{path}: malformed {fmt.upper()} ({_first_line(error)})."
@@ -83,15 +84,42 @@ def iter_table(
 
     path = Path(path)
     fmt = format_of(path, fmt)
-    if fmt == "csv":
-        yield from pd.read_csv(path, chunksize=batch_rows, encoding_errors="replace")
-    elif fmt == "jsonl":
-        yield from pd.read_json(path, lines=True, chunksize=batch_rows)
-    else:
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
             yield batch.to_pandas()
+        return
+    try:
+        if fmt == "csv":
+            yield from pd.read_csv(path, chunksize=batch_rows)
+        else:
+            yield from pd.read_json(path, lines=True, chunksize=batch_rows)
+    except UnicodeDecodeError as error:
+        raise ValueError(_undecodable(path, error)) from None
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's text; a file that is not UTF-8 is one sentence."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(_undecodable(path, error)) from None
+
+
+def _undecodable(path: Path, error: UnicodeDecodeError) -> str:
+    """Where the file stops being UTF-8, in one sentence."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as first:
+        line = data.count(b"\n", 0, first.start) + 1
+        where = f" at line {line} (byte 0x{data[first.start]:02x})"
+    return (
+        f"{path}: the file is not UTF-8{where}; re-save it as UTF-8 ({error.reason})."
+    )
 
 
 def _first_line(error: Exception) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from keras_mtl.data import files
+
 SPLITS = ("train", "val", "test")
 
 
@@ -14,7 +16,7 @@ def read_mapping(folder: str | Path) -> list[str]:
     if not path.is_file():
         raise ValueError(f"{folder}: no mapping.txt (a TweetEval folder has one).")
     names: dict[int, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(files.read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t") if "\t" in line else line.split(None, 1)
@@ -45,8 +47,8 @@ def read_split(folder: str | Path, split: str) -> Any:
     for path in (text_path, label_path):
         if not path.is_file():
             raise ValueError(f"{folder}: no {path.name} for split {split!r}.")
-    texts = text_path.read_bytes().decode("utf-8", errors="replace").splitlines()
-    raw_labels = label_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    texts = files.read_text(text_path).splitlines()
+    raw_labels = files.read_text(label_path).splitlines()
     raw_labels = [x for x in raw_labels if x.strip()]
     if len(texts) != len(raw_labels):
         raise ValueError(
