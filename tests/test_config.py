@@ -185,3 +185,44 @@ def test_missing_tasks_and_files(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not a UTF-8 text file"):
         Config.load(bad)
+
+
+def test_values_are_checked_against_their_annotations():
+    base = """
+[inputs.text]
+shape = [8]
+encoding = "bytes"
+length = LENGTH
+[encoder]
+name = "gru"
+units = UNITS
+[[tasks]]
+name = "t"
+weight = WEIGHT
+[training]
+epochs = 1
+"""
+
+    def config(length="8", units="4", weight="1.0"):
+        text = base.replace("LENGTH", length).replace("UNITS", units)
+        return Config.from_string(text.replace("WEIGHT", weight))
+
+    config()
+    config(weight="2")  # an int is a number
+    with pytest.raises(
+        ConfigError, match=r"\[inputs.text\].length must be a whole number, got"
+    ):
+        config(length='""')
+    with pytest.raises(ConfigError, match=r"\[encoder\].units must be a whole number"):
+        config(units="2.5")
+    with pytest.raises(ConfigError, match=r"tasks\[0\].weight must be a number, got"):
+        config(weight="true")
+    with pytest.raises(
+        ConfigError, match=r"\[encoder\].name must be the encoder's name"
+    ):
+        Config.from_string(
+            base.replace('name = "gru"', "name = []")
+            .replace("LENGTH", "8")
+            .replace("UNITS", "4")
+            .replace("WEIGHT", "1.0")
+        )

@@ -11,6 +11,7 @@ import pytest
 from keras_mtl import Task
 from keras_mtl.config import Config
 from keras_mtl.data import (
+    InputFiller,
     MixedBatches,
     Source,
     WordVocabulary,
@@ -274,3 +275,41 @@ def test_streamed_training_matches_the_file(tmp_path):
         x0["left"], load(_config(tmp_path / "t.csv")).train.x["left"][:10]
     )
     assert set(stream.only(["topic"])[1][1]) == {"topic"}
+
+
+def test_undecodable_bytes_and_number_inputs(tmp_path):
+    frame = _frame()
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    raw = (tmp_path / "t.csv").read_bytes().split(b"\n")
+    raw[4] = raw[4][:3] + b"\xff" + raw[4][3:]
+    (tmp_path / "bad.csv").write_bytes(b"\n".join(raw))
+    with pytest.raises(
+        ValueError, match=r"bad.csv: the file is not UTF-8 at line 5 \(byte 0xff\)"
+    ):
+        files.read_table(tmp_path / "bad.csv")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "mapping.txt").write_bytes(b"0\tno\n1\tye\xe9s\n")
+    with pytest.raises(
+        ValueError, match="mapping.txt: the file is not UTF-8 at line 2"
+    ):
+        tweeteval.read_mapping(tmp_path / "s")
+
+    filler = InputFiller({"v": {"shape": [3], "encoding": "numbers"}})
+    table = pd.DataFrame({"v": ["1 2 3", "4,5,6", "7 8 9"]})
+    np.testing.assert_array_equal(
+        filler(table, "f")["v"], np.arange(1, 10, dtype="float32").reshape(3, 3)
+    )
+    with pytest.raises(
+        ValueError, match=r"row 1 has 2 numbers; its shape \[3\] needs 3"
+    ):
+        filler(pd.DataFrame({"v": ["1 2 3", "4 5"]}), "f")
+    with pytest.raises(ValueError, match="row 0 is 'a b c', not a list of numbers"):
+        filler(pd.DataFrame({"v": ["a b c"]}), "f")
+    with pytest.raises(ValueError, match="1 row.* missing, infinite .* first at row 1"):
+        filler(pd.DataFrame({"v": ["1 2 3", "4 inf 6"]}), "f")
+    one = InputFiller({"n": {"shape": [5]}})
+    with pytest.raises(ValueError, match=r"reads one number per row .* shape is \[5\]"):
+        one(pd.DataFrame({"n": np.arange(10.0)}), "f")
+    scalar = InputFiller({"n": {"shape": []}})
+    with pytest.raises(ValueError, match="'n' .* first at row 2"):
+        scalar(pd.DataFrame({"n": [1.0, 2.0, np.nan]}), "f")

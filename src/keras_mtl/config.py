@@ -259,7 +259,7 @@ class Config:
             )
         if not isinstance(name, str):
             raise self.error(
-                f"{where}.name", f"must be a {what} name, got {_describe(name)}."
+                f"{where}.name", f"must be the {what}'s name, got {_describe(name)}."
             )
         if name not in registry:
             raise self.error(
