@@ -1,0 +1,56 @@
+"""Trains a small model with every balancing method on N virtual CPU
+devices (JAX DataParallel, N > 1) or on one, and saves the final weights:
+`python distribution_worker.py N OUT.npz [NAME,NAME,...]`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+n = int(sys.argv[1])
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(n, 1)}"
+os.environ["KERAS_BACKEND"] = "jax"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_mtl  # noqa: E402
+from keras_mtl import balancers  # noqa: E402
+
+if n > 1:
+    devices = keras.distribution.list_devices("cpu")
+    assert len(devices) == n, devices
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=devices)
+    )
+
+TASKS = [
+    keras_mtl.Task("up"),
+    keras_mtl.Task("kind", "multiclass", num_classes=3),
+    keras_mtl.Task("r", "regression"),
+]
+rng = np.random.default_rng(0)
+x = {"v": rng.normal(size=(32, 6)).astype("float32")}
+y = {
+    "up": (x["v"][:, 0] > 0).astype("float32"),
+    "kind": rng.integers(0, 3, 32),
+    "r": x["v"][:, 1].copy(),
+}
+y["up"][:7] = np.nan  # partially labelled: masks must reduce globally
+y["kind"][20:25] = -1
+PARAMS = {"fixed": {"weights": [1.0, 2.0, 0.5]}}
+names = sys.argv[3].split(",") if len(sys.argv) > 3 else list(balancers.BALANCERS)
+runs = [(name, "parameter") for name in names]
+runs += [("upgrad", "representation"), ("mgda", "representation")]
+out = {}
+for name, mode in runs:
+    keras.utils.set_random_seed(3)
+    model = keras_mtl.build_model(
+        {"v": (6,)}, keras.layers.Dense(8, activation="tanh"), TASKS
+    )
+    kwargs = {} if mode == "parameter" else {"balance_mode": mode}
+    balancer = balancers.get(name, **PARAMS.get(name, {}))
+    model.compile(keras.optimizers.SGD(0.1), balancer=balancer, **kwargs)
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    out[f"{name}/{mode}"] = np.concatenate([w.ravel() for w in model.get_weights()])
+np.savez(sys.argv[2], **out)

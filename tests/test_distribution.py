@@ -1,0 +1,53 @@
+"""Data-parallel training through `keras.distribution` (JAX): every
+balancing method gives the same update on 2 and 4 devices as on one for the
+same global batch. Each device count runs in its own process (XLA fixes the
+number of virtual CPU devices when it starts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mtl import balancers
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        keras.backend.backend() != "jax",
+        reason="keras.distribution shards data and models on JAX only",
+    ),
+]
+WORKER = Path(__file__).with_name("distribution_worker.py")
+SUBSET = "ew,uw,famo,pcgrad,mgda,nash_mtl,upgrad,gradvac"
+
+
+def _run(n: int, out: Path, names: str | None = None) -> dict[str, np.ndarray]:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    cmd = [sys.executable, str(WORKER), str(n), str(out)]
+    done = subprocess.run(
+        cmd + ([names] if names else []), env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_every_balancer_updates_alike_on_1_2_and_4_devices(tmp_path):
+    one = _run(1, tmp_path / "one.npz")
+    two = _run(2, tmp_path / "two.npz")
+    four = _run(4, tmp_path / "four.npz", SUBSET)
+    assert {k.split("/")[0] for k in one} == set(balancers.BALANCERS)
+    for name, weights in one.items():
+        # Only the order of the cross-device sums differs.
+        np.testing.assert_allclose(two[name], weights, atol=2e-6, err_msg=name)
+        if name in four:
+            np.testing.assert_allclose(four[name], weights, atol=2e-6, err_msg=name)
+    assert len(four) == len(SUBSET.split(",")) + 2
+    # The runs moved the weights: equal updates are not equal non-updates.
+    assert not np.allclose(one["ew/parameter"], one["upgrad/parameter"])
