@@ -1,14 +1,17 @@
-"""Trains a small model with every balancing method on N virtual CPU
-devices (JAX DataParallel, N > 1) or on one, and saves the final weights:
-`python distribution_worker.py N OUT.npz [NAME,NAME,...]`."""
+"""Trains a small model with every balancing method on virtual CPU devices
+and saves the final weights:
+`python distribution_worker.py KIND OUT.npz [NAME,NAME,...]`, KIND one of
+1, 2, 4 (data parallel) or 4-model (a 2 x 2 mesh, the shared encoder's
+kernel split over the "model" axis)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-n = int(sys.argv[1])
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={max(n, 1)}"
+kind = sys.argv[1]
+n = int(kind.split("-")[0])
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n}"
 os.environ["KERAS_BACKEND"] = "jax"
 
 import keras  # noqa: E402
@@ -20,9 +23,17 @@ from keras_mtl import balancers  # noqa: E402
 if n > 1:
     devices = keras.distribution.list_devices("cpu")
     assert len(devices) == n, devices
-    keras.distribution.set_distribution(
-        keras.distribution.DataParallel(devices=devices)
-    )
+    if kind.endswith("-model"):
+        mesh = keras.distribution.DeviceMesh((2, n // 2), ["batch", "model"], devices)
+        layout = keras.distribution.LayoutMap(mesh)
+        layout["shared.*kernel"] = (None, "model")
+        layout["shared.*bias"] = ("model",)
+        distribution = keras.distribution.ModelParallel(
+            layout_map=layout, batch_dim_name="batch"
+        )
+    else:
+        distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
 
 TASKS = [
     keras_mtl.Task("up"),
@@ -45,12 +56,14 @@ runs += [("upgrad", "representation"), ("mgda", "representation")]
 out = {}
 for name, mode in runs:
     keras.utils.set_random_seed(3)
-    model = keras_mtl.build_model(
-        {"v": (6,)}, keras.layers.Dense(8, activation="tanh"), TASKS
-    )
+    shared = keras.layers.Dense(8, activation="tanh", name="shared")
+    model = keras_mtl.build_model({"v": (6,)}, shared, TASKS)
     kwargs = {} if mode == "parameter" else {"balance_mode": mode}
     balancer = balancers.get(name, **PARAMS.get(name, {}))
     model.compile(keras.optimizers.SGD(0.1), balancer=balancer, **kwargs)
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    if kind.endswith("-model"):
+        spec = tuple(shared.kernel.value.sharding.spec)
+        assert spec == (None, "model"), spec
     out[f"{name}/{mode}"] = np.concatenate([w.ravel() for w in model.get_weights()])
 np.savez(sys.argv[2], **out)

@@ -1,7 +1,8 @@
-"""Data-parallel training through `keras.distribution` (JAX): every
-balancing method gives the same update on 2 and 4 devices as on one for the
-same global batch. Each device count runs in its own process (XLA fixes the
-number of virtual CPU devices when it starts)."""
+"""Training through `keras.distribution` (JAX): every balancing method gives
+the same update on 2 and 4 devices as on one for the same global batch, with
+the batch split (DataParallel) and with the shared encoder's kernel split as
+well (ModelParallel on a 2 x 2 mesh). Each device count runs in its own
+process: XLA fixes the number of virtual CPU devices when it starts."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ WORKER = Path(__file__).with_name("distribution_worker.py")
 SUBSET = "ew,uw,famo,pcgrad,mgda,nash_mtl,upgrad,gradvac"
 
 
-def _run(n: int, out: Path, names: str | None = None) -> dict[str, np.ndarray]:
+def _run(kind: str, out: Path, names: str | None = None) -> dict[str, np.ndarray]:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    cmd = [sys.executable, str(WORKER), str(n), str(out)]
+    cmd = [sys.executable, str(WORKER), kind, str(out)]
     done = subprocess.run(
         cmd + ([names] if names else []), env=env, capture_output=True, text=True
     )
@@ -38,16 +39,20 @@ def _run(n: int, out: Path, names: str | None = None) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
-def test_every_balancer_updates_alike_on_1_2_and_4_devices(tmp_path):
-    one = _run(1, tmp_path / "one.npz")
-    two = _run(2, tmp_path / "two.npz")
-    four = _run(4, tmp_path / "four.npz", SUBSET)
+def test_every_balancer_updates_alike_on_1_2_4_devices_and_sharded(tmp_path):
+    one = _run("1", tmp_path / "one.npz")
+    two = _run("2", tmp_path / "two.npz")
+    four = _run("4", tmp_path / "four.npz", SUBSET)
+    sharded = _run("4-model", tmp_path / "sharded.npz", SUBSET)
     assert {k.split("/")[0] for k in one} == set(balancers.BALANCERS)
     for name, weights in one.items():
         # Only the order of the cross-device sums differs.
         np.testing.assert_allclose(two[name], weights, atol=2e-6, err_msg=name)
-        if name in four:
-            np.testing.assert_allclose(four[name], weights, atol=2e-6, err_msg=name)
-    assert len(four) == len(SUBSET.split(",")) + 2
+        for other in (four, sharded):
+            if name in other:
+                np.testing.assert_allclose(
+                    other[name], weights, atol=2e-6, err_msg=name
+                )
+    assert len(four) == len(sharded) == len(SUBSET.split(",")) + 2
     # The runs moved the weights: equal updates are not equal non-updates.
     assert not np.allclose(one["ew/parameter"], one["upgrad/parameter"])
