@@ -11,6 +11,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# A script the distribution test runs in subprocesses, not a test module.
+collect_ignore = ["distribution_worker.py"]
+
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
