@@ -228,9 +228,12 @@ def test_errors():
 
 
 @pytest.mark.parametrize("symbols", ["onehot", "embedding", None])
-@pytest.mark.parametrize("mode", ["parameter", "representation"])
-def test_lstm_kernel_path_equals_autodiff(symbols, mode, rng):
-    """The LSTM's per-task gradient kernel gives autodiff's training run."""
+@pytest.mark.parametrize(
+    "mode,skip", [("parameter", False), ("representation", False), ("parameter", True)]
+)
+def test_lstm_kernel_path_equals_autodiff(symbols, mode, skip, rng):
+    """The LSTM's per-task gradient kernel gives autodiff's training run
+    (with `skip_padding`, on rows with leading padding)."""
     from keras_mtl.encoders import LSTMEncoder
 
     def make():
@@ -240,7 +243,13 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, rng):
         inputs = {n: keras.Input(shape, dtype=dtype, name=n) for n in ("p", "q")}
         return build_model(
             inputs,
-            LSTMEncoder(5, symbols=symbols, embedding_dim=4, vocab_size=20),
+            LSTMEncoder(
+                5,
+                symbols=symbols,
+                embedding_dim=4,
+                vocab_size=20,
+                skip_padding=skip,
+            ),
             [Task("a"), Task("b", inputs=["q"]), Task("c", hidden=[3])],
         )
 
@@ -248,6 +257,9 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, rng):
         x = {n: rng.integers(0, 20, (48, 7)).astype("int32") for n in ("p", "q")}
     else:
         x = {n: rng.normal(size=(48, 7, 3)).astype("float32") for n in ("p", "q")}
+    if skip:
+        for a in x.values():
+            a[np.arange(7) < rng.integers(0, 7, (48, 1))] = 0  # leading padding
     y = {t: rng.integers(0, 2, 48).astype("float32") for t in "abc"}
     fast, slow = make(), make()
     for model in (fast, slow):
@@ -289,3 +301,18 @@ def test_weights_and_cosines_reach_callbacks(rng, tmp_path):
         "cosine/a/c",
         "cosine/b/c",
     } <= set(header)
+
+
+def test_epoch_logs_keep_the_weights_through_validation(rng):
+    """The epoch's logs show the last step's weights, also when validation
+    runs after it (PyTorch once showed the metrics' reset zeros there)."""
+    model = _model()
+    model.compile(optimizer="adam", balancer="upgrad")
+    x, y = _data(rng)
+    history = model.fit(
+        x, y, batch_size=16, epochs=1, verbose=0, validation_data=(x, y)
+    ).history
+    last = as_numpy(model.balancer_state.last_weights)
+    for i, task in enumerate(("a", "b", "c")):
+        assert history[f"weight/{task}"][0] == pytest.approx(float(last[i]))
+        assert history[f"weight/{task}"][0] > 0

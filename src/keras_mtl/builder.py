@@ -275,6 +275,8 @@ def _recipe(
         encoder_table = {"name": by_class[type(encoder)], **_arguments(encoder)}
     else:
         return None
+    if any(d is None for t in tensors.values() for d in t.shape[1:]):
+        return None  # A config's input shapes are fixed.
     model_table: dict[str, Any] = {"name": name, "fusion": fusion_layer.key}
     if arch is not None:
         model_table["architecture"] = {

@@ -67,6 +67,7 @@ TRAINING_KEYS = (
     "sampling",
     "temperature",
     "checkpoint_every",
+    "buckets",
 )
 TRAINING_TYPES = {
     "epochs": "int",
@@ -79,6 +80,7 @@ TRAINING_TYPES = {
     "sampling": "str",
     "temperature": "float",
     "checkpoint_every": "int | str",
+    "buckets": "list",
 }
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
 COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
@@ -429,6 +431,26 @@ class Config:
                         f"[{section}].{key}",
                         f"must be a whole number >= 1, got {value!r}.",
                     )
+        buckets = d.get("training", {}).get("buckets")
+        if buckets is not None:
+            if (
+                not buckets
+                or not all(
+                    isinstance(b, int) and not isinstance(b, bool) and b > 0
+                    for b in buckets
+                )
+                or buckets != sorted(set(buckets))
+            ):
+                raise self.error(
+                    "[training].buckets",
+                    f"must be increasing positive widths, got {buckets!r}.",
+                )
+            if not self.byte_inputs():
+                raise self.error(
+                    "[training].buckets",
+                    "cuts the padding of byte-encoded text inputs, but no input "
+                    'has encoding = "bytes" (or dtype = "uint8" and one dimension).',
+                )
         if "data" in d:
             from keras_mtl.data import check_data_config
 
@@ -448,10 +470,29 @@ class Config:
                 ) from None
         return out
 
+    def byte_inputs(self) -> list[str]:
+        """The inputs that hold pre-padded byte ids: `encoding = "bytes"`, or
+        no encoding, `dtype = "uint8"` and one dimension (the tweet pairs)."""
+        return [
+            name
+            for name, t in self.data["inputs"].items()
+            if t.get("encoding") == "bytes"
+            or (
+                "encoding" not in t
+                and t.get("dtype") == "uint8"
+                and len(t.get("shape", ())) == 1
+            )
+        ]
+
     def inputs(self) -> dict[str, keras.KerasTensor]:
+        """The model's inputs. With `[training] buckets`, byte-id inputs take
+        any length (batches are cut to their bucket's width)."""
         out = {}
+        bucketed = self.byte_inputs() if self.training().get("buckets") else []
         for name, table in self.data["inputs"].items():
             shape = tuple(table.get("shape", ()))
+            if name in bucketed:
+                shape = (None,)
             dtype = table.get("dtype") or _default_dtype(table.get("encoding"))
             out[name] = keras.Input(shape, dtype=dtype, name=name)
         return out

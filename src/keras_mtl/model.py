@@ -508,10 +508,14 @@ class MultiTaskModel(keras.Model):
             callbacks.insert(0, callbacks_module.NonFiniteGuard(mode, checkpoint))
         if getattr(self, "_balancing", None) is not None:
             callbacks.append(_EpochCounter(self.balancer_state))
+
+        def fit(x: Any, **kwargs: Any) -> Any:
+            return super(MultiTaskModel, self).fit(mtl_backend.feedable(x), **kwargs)
+
         if checkpoint is not None:
             return callbacks_module.fit_resumable(
                 self,
-                super().fit,
+                fit,
                 checkpoint,
                 x,
                 y,
@@ -527,9 +531,9 @@ class MultiTaskModel(keras.Model):
             # The data set orders its batches by (seed, epoch) itself.
             callbacks.insert(0, callbacks_module._EpochSync(x))
             shuffle = False
-        return super().fit(
+        return fit(
             x,
-            y,
+            y=y,
             batch_size=batch_size,
             epochs=epochs,
             callbacks=callbacks,

@@ -17,15 +17,18 @@ INPUTS = ("tweet_a", "tweet_b")
 TASKS = ("a_negative", "same_sentiment")
 
 
-def _inputs(byte_ids: bool, length: int) -> dict[str, keras.KerasTensor]:
+def _inputs(byte_ids: bool, length: int | None) -> dict[str, keras.KerasTensor]:
     if byte_ids:
         return {n: keras.Input((length,), dtype="uint8", name=n) for n in INPUTS}
     return {n: keras.Input((length, 256), name=n) for n in INPUTS}
 
 
-def _encoder(byte_ids: bool, units: int) -> keras.layers.Layer:
-    if byte_ids:
-        return LSTMEncoder(units, symbols="onehot", name="shared_lstm")
+def _encoder(byte_ids: bool, units: int, skip_padding: bool) -> keras.layers.Layer:
+    if byte_ids or skip_padding:
+        symbols = "onehot" if byte_ids else None
+        return LSTMEncoder(
+            units, symbols=symbols, skip_padding=skip_padding, name="shared_lstm"
+        )
     return keras.layers.LSTM(units, name="shared_lstm")
 
 
@@ -34,12 +37,13 @@ def _seed(
     name: str,
     byte_ids: bool,
     tasks: Sequence[str],
-    length: int,
+    length: int | None,
     units: int,
+    skip_padding: bool,
 ) -> MultiTaskModel:
     return build_model(
         _inputs(byte_ids, length),
-        _encoder(byte_ids, units),
+        _encoder(byte_ids, units, skip_padding),
         [Task(task) for task in tasks],
         fusion=fusion,
         name=name,
@@ -49,8 +53,9 @@ def _seed(
 def seed_case1(
     byte_ids: bool = False,
     tasks: Sequence[str] = TASKS,
-    length: int = TWEET_BYTES,
+    length: int | None = TWEET_BYTES,
     units: int = 64,
+    skip_padding: bool = False,
 ) -> MultiTaskModel:
     """The seed's Case 1: one shared LSTM(64), concatenation, two sigmoid heads.
 
@@ -61,21 +66,27 @@ def seed_case1(
     Args:
         byte_ids: Take byte ids (uint8, see `keras_mtl.text.encode_bytes`).
         tasks: Names of the two tasks.
-        length: Sequence length (the seed's 280).
+        length: Sequence length (the seed's 280); None takes any length,
+            as length-bucketed batches need (`keras_mtl.data.BucketedBatches`).
         units: LSTM width (the seed's 64).
+        skip_padding: Padding leaves the LSTM's state unchanged
+            (`LSTMEncoder`); for length-bucketed batches. Off: the seed's LSTM.
 
     Example:
     >>> seed_case1().count_params()
     82434
     """
-    return _seed("concatenate", "seed_case1", byte_ids, tasks, length, units)
+    return _seed(
+        "concatenate", "seed_case1", byte_ids, tasks, length, units, skip_padding
+    )
 
 
 def seed_case2(
     byte_ids: bool = False,
     tasks: Sequence[str] = TASKS,
-    length: int = TWEET_BYTES,
+    length: int | None = TWEET_BYTES,
     units: int = 64,
+    skip_padding: bool = False,
 ) -> MultiTaskModel:
     """The seed's Case 2: the shared LSTM, head 1 reads tweet a, head 2 tweet b.
 
@@ -84,22 +95,26 @@ def seed_case2(
     Args:
         byte_ids: Take byte ids (see `seed_case1`).
         tasks: Names of the two tasks (the first reads tweet_a).
-        length: Sequence length.
+        length: Sequence length (None: any length).
         units: LSTM width.
+        skip_padding: See `seed_case1`.
 
     Example:
     >>> seed_case2().count_params()
     82306
     """
-    return _seed("per_input", "seed_case2", byte_ids, tasks, length, units)
+    return _seed(
+        "per_input", "seed_case2", byte_ids, tasks, length, units, skip_padding
+    )
 
 
 def pair_model(
     byte_ids: bool = True,
     tasks: Sequence[str] = TASKS,
-    length: int = TWEET_BYTES,
+    length: int | None = TWEET_BYTES,
     units: int = 64,
     hidden: int = 64,
+    skip_padding: bool = False,
 ) -> MultiTaskModel:
     """Past the seed: the shared LSTM, pair fusion [a, b, |a-b|, a*b], and a
     hidden layer in each head, so a head can compare the two tweets.
@@ -107,13 +122,15 @@ def pair_model(
     Args:
         byte_ids: Take byte ids (default) or the seed's float one-hot input.
         tasks: Names of the two tasks.
-        length: Sequence length.
+        length: Sequence length (None: any length).
         units: LSTM width.
+        skip_padding: See `seed_case1`.
         hidden: Width of each head's hidden ReLU layer.
+        skip_padding: See `seed_case1`.
     """
     return build_model(
         _inputs(byte_ids, length),
-        _encoder(byte_ids, units),
+        _encoder(byte_ids, units, skip_padding),
         [Task(name, hidden=[hidden]) for name in tasks],
         fusion="pair",
         name="pair_model",

@@ -101,7 +101,24 @@ def train_once(
         "verbose": verbose,
         "callbacks": list(callbacks or []),
     }
-    if isinstance(train, tuple):
+    buckets = training.get("buckets")
+    if buckets and not isinstance(train, tuple):
+        raise config.error(
+            "[training].buckets",
+            "needs training data in memory (one table or data set), "
+            f"not {type(train).__name__}.",
+        )
+    if buckets:
+        fit_args["x"] = data_module.BucketedBatches(
+            train[0],
+            train[1],
+            batch_size=training.get("batch_size", 64),
+            buckets=buckets,
+            sequence_inputs=config.byte_inputs(),
+            shuffle=training.get("shuffle", True),
+            seed=seed,
+        )
+    elif isinstance(train, tuple):
         fit_args.update(
             x=train[0],
             y=train[1],

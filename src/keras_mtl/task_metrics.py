@@ -103,7 +103,9 @@ class LastValue(keras.metrics.Metric):
         self.last.assign(keras.ops.cast(value, self.dtype))
 
     def result(self) -> Any:
-        return self.last.value
+        # A copy: on PyTorch `.value` is the variable's storage, which the
+        # reset before validation would zero in the epoch's logs.
+        return keras.ops.copy(self.last.value)
 
     def reset_state(self) -> None:
         self.last.assign(0.0)
@@ -163,7 +165,7 @@ class StepFlag(keras.metrics.Metric):
         self.loss_code.assign(ops.zeros((), self.dtype))
 
     def result(self) -> Any:
-        return self.code.value
+        return keras.ops.copy(self.code.value)
 
 
 class TaskMetrics(MetricsList):
@@ -273,7 +275,7 @@ class TaskMetrics(MetricsList):
         )
         out = {m.name: m.result() for m in self.metrics if id(m) not in skip}
         if self.step_flag is not None and self.training:
-            out["skipped_steps"] = self.step_flag.skipped.value
+            out["skipped_steps"] = keras.ops.copy(self.step_flag.skipped.value)
         return out
 
     def get_config(self) -> dict[str, Any]:

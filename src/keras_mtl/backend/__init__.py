@@ -110,3 +110,14 @@ def set_rng_state(state: Any) -> None:
     fn = getattr(module(), "set_rng_state", None)
     if fn is not None and state is not None:
         fn(state)
+
+
+def feedable(data: Any) -> Any:
+    """`data` as this backend's `fit` takes it. A `PyDataset` whose batches
+    differ in shape (`variable_shapes = True`, e.g. length buckets) becomes
+    a `tf.data.Dataset` with open shapes on TensorFlow, where Keras would
+    fix the shapes from the first two batches."""
+    fn = getattr(module(), "feedable", None)
+    if fn is None or not getattr(data, "variable_shapes", False):
+        return data
+    return fn(data)

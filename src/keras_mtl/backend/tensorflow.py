@@ -159,3 +159,22 @@ def guard_optimizer(optimizer: Any) -> None:
         return tf.cond(ok, step, lambda: tf.constant(False))
 
     object.__setattr__(optimizer, "apply", apply)
+
+
+def feedable(data: keras.utils.PyDataset) -> tf.data.Dataset:
+    """A PyDataset of varying batch shapes as a tf.data.Dataset whose shapes
+    are open in every dimension, prefetching `max_queue_size` batches."""
+    first = data[0]
+    signature = keras.tree.map_structure(
+        lambda a: tf.TensorSpec([None] * np.ndim(a), tf.as_dtype(np.asarray(a).dtype)),
+        first,
+    )
+
+    def batches() -> Any:
+        # Called when an epoch starts iterating, after `set_epoch`.
+        for i in range(len(data)):
+            yield data[i]
+
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(data)))
+    return dataset.prefetch(max(1, int(getattr(data, "max_queue_size", 2))))

@@ -31,6 +31,7 @@ import numpy as np
 
 from keras_mtl.data import files, tweeteval
 from keras_mtl.data.arrays import ArrayBatches
+from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches, text_lengths
 from keras_mtl.data.mixing import MixedBatches, Source, missing_label
 from keras_mtl.data.vocabulary import WordVocabulary
 from keras_mtl.task import Task, closest
@@ -585,13 +586,16 @@ def _concat(splits: list[Split]) -> Split | None:
 
 __all__ = [
     "ArrayBatches",
+    "BucketedBatches",
     "Data",
     "InputFiller",
     "MixedBatches",
     "Source",
     "Split",
+    "TWEET_BUCKETS",
     "WordVocabulary",
     "check_data_config",
     "labels_for",
     "load",
+    "text_lengths",
 ]

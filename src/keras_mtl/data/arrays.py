@@ -101,6 +101,10 @@ class Tail(keras.utils.PyDataset):
     def __len__(self) -> int:
         return len(self.data) - self.start
 
+    @property
+    def variable_shapes(self) -> bool:
+        return bool(getattr(self.data, "variable_shapes", False))
+
     def __getitem__(self, index: int) -> Any:
         self.data.set_epoch(self.epoch)
         return self.data[index + self.start]

@@ -14,23 +14,45 @@ from keras_mtl.encoders.base import SequenceEncoder, Tensor
 class _Recurrent(SequenceEncoder):
     layer_class: type = keras.layers.LSTM
 
-    def __init__(self, units: int = 64, dropout: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        units: int = 64,
+        dropout: float = 0.0,
+        skip_padding: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.units = int(units)
         self.dropout = float(dropout)
+        self.skip_padding = bool(skip_padding)
         self.rnn = self.layer_class(self.units, dropout=self.dropout, name="rnn")
 
     def build_body(self, sequence_shape: tuple) -> None:
         self.rnn.build(sequence_shape)
 
-    def encode(self, sequence: Tensor, training: bool | None = None) -> Tensor:
-        return self.rnn(sequence, training=training)
+    def padding_mask(self, inputs: Tensor) -> Tensor | None:
+        """(batch, time), True for real steps (id > 0, or a non-zero
+        feature row); None without `skip_padding`."""
+        if not self.skip_padding:
+            return None
+        if self.symbols is None:
+            return ops.any(ops.not_equal(inputs, 0), axis=-1)
+        return ops.cast(inputs, "int32") > 0
+
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
+        sequence = inputs if self.symbol_layer is None else self.symbol_layer(inputs)
+        return self.rnn(sequence, mask=self.padding_mask(inputs), training=training)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], self.units)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "units": self.units, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "dropout": self.dropout,
+            "skip_padding": self.skip_padding,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -43,6 +65,11 @@ class LSTMEncoder(_Recurrent):
     Args:
         units: Width of the state and of the encoding.
         dropout: Input dropout.
+        skip_padding: Padding steps (id 0, or an all-zero row) leave the
+            state unchanged, so a text's encoding does not depend on how
+            much padding it has: what length-bucketed batches need
+            (`keras_mtl.data.BucketedBatches`). Off by default: the seed's
+            LSTM runs over its padding.
         **kwargs: `symbols`, `vocab_size`, `embedding_dim` (see
             `SequenceEncoder`) and Keras layer arguments.
 
@@ -79,7 +106,10 @@ class LSTMEncoder(_Recurrent):
         # before the recurrence.
         projected, _ = self._projected(inputs)
         return lstm_kernels.forward(
-            projected, self.rnn.cell.recurrent_kernel, self.units
+            projected,
+            self.rnn.cell.recurrent_kernel,
+            self.units,
+            mask=self.padding_mask(inputs),
         )[0]
 
     # Per-task gradients for balancing methods (see `lstm_kernels`).
@@ -92,7 +122,11 @@ class LSTMEncoder(_Recurrent):
         """The encoding, and what `task_gradients` needs."""
         projected, sequence = self._projected(inputs)
         h, saved = lstm_kernels.forward(
-            projected, self.rnn.cell.recurrent_kernel, self.units, save=True
+            projected,
+            self.rnn.cell.recurrent_kernel,
+            self.units,
+            save=True,
+            mask=self.padding_mask(inputs),
         )
         return h, (saved, sequence)
 
@@ -145,6 +179,8 @@ class GRUEncoder(_Recurrent):
     Args:
         units: Width of the state and of the encoding.
         dropout: Input dropout.
+        skip_padding: Padding steps leave the state unchanged (see
+            `LSTMEncoder`).
         **kwargs: See `SequenceEncoder`.
     """
 

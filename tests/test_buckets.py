@@ -1,0 +1,193 @@
+"""Length-bucketed batches: every sample once, padding only cut, few shapes,
+the same numbers as padded batches, and exact resume."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from layer_checks import as_numpy
+
+from keras_mtl.callbacks import Checkpoint
+from keras_mtl.config import Config, ConfigError
+from keras_mtl.data import BucketedBatches, text_lengths
+from keras_mtl.presets import seed_case1
+from keras_mtl.text import encode_bytes
+
+
+def _texts(rng, n, words_at_most=15):
+    words = ["good", "bad", "day", "rain", "sun", "love", "hate", "ok"]
+    return [
+        " ".join(rng.choice(words, size=rng.integers(1, words_at_most + 1)))
+        for _ in range(n)
+    ]
+
+
+def _pairs(rng, n=150, length=120, words_at_most=15):
+    a, b = (encode_bytes(_texts(rng, n, words_at_most), length) for _ in "ab")
+    x = {"tweet_a": a.ids, "tweet_b": b.ids}
+    y = {
+        "a_negative": rng.integers(0, 2, n).astype("float32"),
+        "same_sentiment": rng.integers(0, 2, n).astype("float32"),
+    }
+    return x, y, np.maximum(a.lengths, b.lengths)
+
+
+def test_text_lengths_match_the_encoder(rng):
+    encoded = encode_bytes(_texts(rng, 40) + [""], 120)
+    np.testing.assert_array_equal(
+        text_lengths(encoded.ids), np.minimum(encoded.lengths, 120)
+    )
+
+
+def test_every_sample_once_and_only_padding_cut(rng):
+    x, y, longest = _pairs(rng)
+    data = BucketedBatches(x, y, batch_size=16, buckets=[32, 64, 96], seed=4)
+    for epoch in (0, 1):
+        data.set_epoch(epoch)
+        seen, shapes, partial = [], set(), 0
+        for i in range(len(data)):
+            bx, by = data[i]
+            width, rows = data.batches()[i]
+            shapes.add(bx["tweet_a"].shape)
+            assert bx["tweet_a"].shape[1] == bx["tweet_b"].shape[1] == width
+            assert longest[rows].max() <= width  # no text is cut
+            for name in x:  # what was dropped is padding
+                assert not x[name][rows, : x[name].shape[1] - width].any()
+                np.testing.assert_array_equal(
+                    bx[name], x[name][rows, x[name].shape[1] - width :]
+                )
+            np.testing.assert_array_equal(by["a_negative"], y["a_negative"][rows])
+            partial += len(rows) < 16
+            seen.extend(rows.tolist())
+        assert sorted(seen) == list(range(150))
+        assert partial == 1  # 150 = 9 x 16 + 6: one batch of 6, in the widest bucket
+        assert len({s[1] for s in shapes}) <= 4  # the buckets and 120
+    # Most of the padding goes: texts here are far shorter than 120 bytes.
+    assert data.padding_saved() > 0.3
+
+
+def test_order_depends_on_seed_and_epoch_only(rng):
+    x, y, _ = _pairs(rng)
+
+    def order(seed, epoch):
+        data = BucketedBatches(x, y, batch_size=16, seed=seed, buckets=[32, 64])
+        data.set_epoch(epoch)
+        return [rows.tolist() for _, rows in data.batches()]
+
+    assert order(1, 2) == order(1, 2)
+    assert order(1, 2) != order(1, 3)
+    assert order(1, 2) != order(2, 2)
+
+
+def test_bad_arguments(rng):
+    x, y, _ = _pairs(rng, n=8)
+    with pytest.raises(ValueError, match=r"buckets must increase and be >= 1"):
+        BucketedBatches(x, y, buckets=[64, 32])
+    with pytest.raises(ValueError, match="no text input to bucket"):
+        BucketedBatches({"v": np.zeros((8, 3), "float32")}, y)
+    with pytest.raises(ValueError, match=r"need one length, got \[100, 120\]"):
+        BucketedBatches({**x, "tweet_b": x["tweet_b"][:, :100]}, y)
+
+
+@pytest.mark.model
+def test_bucketed_batches_give_the_padded_numbers(rng):
+    """With skip_padding, a bucketed batch's losses and gradients are those
+    of the same samples padded to full length: bucketing saves work only."""
+    x, y, _ = _pairs(rng, n=32, words_at_most=8)  # all in the 64 bucket
+    keras.utils.set_random_seed(1)
+    model = seed_case1(byte_ids=True, length=None, skip_padding=True, units=8)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), balancer="upgrad")
+    data = BucketedBatches(x, y, batch_size=32, buckets=[64])
+    (bx, by), (_, rows) = data[0], data.batches()[0]
+    assert bx["tweet_a"].shape[1] < 120
+    full = {k: v[rows] for k, v in x.items()}
+    np.testing.assert_allclose(
+        as_numpy(model.predict_tasks(bx, verbose=0)["a_negative"]),
+        as_numpy(model.predict_tasks(full, verbose=0)["a_negative"]),
+        atol=1e-6,
+    )
+    start = model.get_weights()
+    model.train_on_batch(bx, by)
+    cut = model.get_weights()
+    model.set_weights(start)
+    model.train_on_batch(full, {k: v[rows] for k, v in y.items()})
+    for a, b in zip(cut, model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 4:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.model
+def test_bucketed_training_resumes_exactly(rng, tmp_path):
+    x, y, _ = _pairs(rng, n=96)
+
+    def run(folder, extra=()):
+        keras.utils.set_random_seed(3)
+        model = seed_case1(byte_ids=True, length=None, skip_padding=True, units=6)
+        model.compile(optimizer="adam")
+        data = BucketedBatches(x, y, batch_size=8, buckets=[48, 80], seed=5)
+        history = model.fit(
+            data,
+            epochs=2,
+            verbose=0,
+            callbacks=[Checkpoint(folder, every=3), *extra],
+        )
+        return model, history
+
+    whole, history = run(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", [_Interrupt()])
+    resumed, again = run(tmp_path / "cut")
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.history == history.history
+
+
+@pytest.mark.model
+def test_config_buckets_train_and_save(tmp_path):
+    from keras_mtl import data as data_module
+    from keras_mtl.runner import train_once
+
+    table = {
+        "inputs": {"text": {"shape": [60], "encoding": "bytes", "column": "text"}},
+        "encoder": {
+            "name": "lstm",
+            "units": 4,
+            "symbols": "onehot",
+            "skip_padding": True,
+        },
+        "tasks": [{"name": "pos"}],
+        "training": {"epochs": 1, "batch_size": 8, "buckets": [16, 32]},
+        "data": {"source": "files", "train": str(tmp_path / "train.csv")},
+    }
+    rng = np.random.default_rng(0)
+    texts = _texts(rng, 40)
+    rows = "\n".join(f'"{t[:55]}",{int("good" in t)}' for t in texts)
+    (tmp_path / "train.csv").write_text("text,pos\n" + rows + "\n")
+    config = Config(table, "<test>")
+    assert config.inputs()["text"].shape == (None, None)
+    data = data_module.load(config)
+    result = train_once(config, data, seed=0)
+    model = result["model"]
+    assert np.isfinite(result["history"]["loss"]).all()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        loaded.predict(data.train.x, verbose=0)["pos"],
+        model.predict(data.train.x, verbose=0)["pos"],
+        atol=1e-6,
+    )
+    for bad, message in (
+        ([32, 16], "must be increasing positive widths"),
+        ([], "must be increasing positive widths"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            Config({**table, "training": {"buckets": bad}}, "<test>")
+    numbers = {**table, "inputs": {"text": {"shape": [3], "encoding": "numbers"}}}
+    with pytest.raises(ConfigError, match='no input has encoding = "bytes"'):
+        Config(numbers, "<test>")
