@@ -69,7 +69,7 @@ def seed_case1(
         length: Sequence length (the seed's 280); None takes any length,
             as length-bucketed batches need (`keras_mtl.data.BucketedBatches`).
         units: LSTM width (the seed's 64).
-        skip_padding: Padding leaves the LSTM's state unchanged
+        skip_padding: Leading padding leaves the LSTM's state at zero
             (`LSTMEncoder`); for length-bucketed batches. Off: the seed's LSTM.
 
     Example:

@@ -30,9 +30,8 @@ class Saved(NamedTuple):
     o (1 - o) tanh(c_t), o (1 - tanh(c_t)^2), g i (1 - i), c_{t-1} f (1 - f),
     i (1 - g^2) and f."""
 
-    gates: Tensor  # (time, batch, 7 units), or 8 with a mask
+    gates: Tensor  # (time, batch, 7 units)
     units: int
-    masked: bool = False
 
     @property
     def h_prev(self) -> Tensor:
@@ -40,11 +39,7 @@ class Saved(NamedTuple):
 
 
 def forward(
-    projected: Tensor,
-    recurrent_kernel: Tensor,
-    units: int,
-    save: bool = False,
-    mask: Tensor | None = None,
+    projected: Tensor, recurrent_kernel: Tensor, units: int, save: bool = False
 ) -> tuple[Tensor, Saved | None]:
     """Runs the recurrence on precomputed input projections.
 
@@ -53,24 +48,15 @@ def forward(
         recurrent_kernel: U, (units, 4 units).
         units: The state width.
         save: Keep the gates for `task_backward`.
-        mask: Optional (batch, time), 1 for a real step and 0 for padding,
-            which leaves the state as it was (Keras's LSTM with a mask).
 
     Returns:
         The last state h_T (batch, units), and the saved gates or None.
     """
     batch = ops.shape(projected)[0]
     zeros = ops.zeros((batch, units), dtype=projected.dtype)
-    masked = mask is not None
-    if masked:
-        # The mask rides along as one more column of the scanned input.
-        column = ops.expand_dims(ops.cast(mask, projected.dtype), -1)
-        projected = ops.concatenate([projected, column], axis=-1)
 
     def step(carry: tuple, z: Tensor) -> tuple:
         h, c = carry
-        if masked:
-            z, m = z[:, : 4 * units], z[:, 4 * units :]
         z = z + ops.matmul(h, recurrent_kernel)
         i = ops.sigmoid(z[:, :units])
         f = ops.sigmoid(z[:, units : 2 * units])
@@ -90,20 +76,14 @@ def forward(
                 i * (1 - g * g),
                 f,
             ]
-            if masked:
-                factors.append(ops.broadcast_to(m, ops.shape(h)))
             kept = ops.concatenate(factors, axis=-1)
-        if masked:
-            h_next = m * h_next + (1 - m) * h
-            c_next = m * c_next + (1 - m) * c
         return (h_next, c_next), kept
 
-    width = (8 if masked else 7) * units
-    y_like = ops.zeros((batch, width), dtype=projected.dtype) if save else None
+    y_like = ops.zeros((batch, 7 * units), dtype=projected.dtype) if save else None
     (h, _), saved = backend.scan(
         step, (zeros, zeros), ops.transpose(projected, (1, 0, 2)), y_like
     )
-    return h, Saved(saved, units, masked) if save else None
+    return h, Saved(saved, units) if save else None
 
 
 def task_backward(saved: Saved, recurrent_kernel: Tensor, cotangents: Tensor) -> Tensor:
@@ -128,22 +108,10 @@ def task_backward(saved: Saved, recurrent_kernel: Tensor, cotangents: Tensor) ->
             ops.expand_dims(gates[:, j * units : (j + 1) * units], 1)
             for j in range(1, 7)
         )
-        dc_new = dc + dh * to_c
-        dz = ops.concatenate(
-            [dc_new * to_i, dc_new * to_f, dc_new * to_g, dh * to_o], axis=-1
-        )
-        if saved.masked:
-            # A padding step passed h and c through unchanged.
-            m = ops.expand_dims(gates[:, 7 * units : 7 * units + 1], 1)
-            dz = dz * m
-        dh_prev = ops.reshape(
-            ops.matmul(ops.reshape(dz, (-1, 4 * units)), transposed), (-1, k, units)
-        )
-        dc_prev = dc_new * forget
-        if saved.masked:
-            dh_prev = dh_prev + (1 - m) * dh
-            dc_prev = m * dc_prev + (1 - m) * dc
-        return (dh_prev, dc_prev), dz
+        dc = dc + dh * to_c
+        dz = ops.concatenate([dc * to_i, dc * to_f, dc * to_g, dh * to_o], axis=-1)
+        dh_prev = ops.matmul(ops.reshape(dz, (-1, 4 * units)), transposed)
+        return (ops.reshape(dh_prev, (-1, k, units)), dc * forget), dz
 
     start = ops.transpose(cotangents, (1, 0, 2))
     y_like = ops.zeros((ops.shape(start)[0], k, 4 * units), dtype=start.dtype)

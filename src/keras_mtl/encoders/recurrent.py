@@ -31,13 +31,16 @@ class _Recurrent(SequenceEncoder):
         self.rnn.build(sequence_shape)
 
     def padding_mask(self, inputs: Tensor) -> Tensor | None:
-        """(batch, time), True for real steps (id > 0, or a non-zero
-        feature row); None without `skip_padding`."""
+        """(batch, time): False for the leading padding (the steps before a
+        text's first symbol: id > 0, or a non-zero feature row), True after;
+        None without `skip_padding`."""
         if not self.skip_padding:
             return None
         if self.symbols is None:
-            return ops.any(ops.not_equal(inputs, 0), axis=-1)
-        return ops.cast(inputs, "int32") > 0
+            real = ops.any(ops.not_equal(inputs, 0), axis=-1)
+        else:
+            real = ops.cast(inputs, "int32") > 0
+        return ops.cumsum(ops.cast(real, "int32"), axis=1) > 0
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         sequence = inputs if self.symbol_layer is None else self.symbol_layer(inputs)
@@ -65,11 +68,13 @@ class LSTMEncoder(_Recurrent):
     Args:
         units: Width of the state and of the encoding.
         dropout: Input dropout.
-        skip_padding: Padding steps (id 0, or an all-zero row) leave the
-            state unchanged, so a text's encoding does not depend on how
-            much padding it has: what length-bucketed batches need
-            (`keras_mtl.data.BucketedBatches`). Off by default: the seed's
-            LSTM runs over its padding.
+        skip_padding: The leading padding of a pre-padded text (ids 0, or
+            all-zero rows, before its first symbol) leaves the state at zero,
+            so a text's encoding does not depend on how much padding it has:
+            what length-bucketed batches need (`keras_mtl.data.BucketedBatches`).
+            Off by default: the seed's LSTM runs over its padding. (Inside
+            the recurrence this closes the input gate on those steps, which
+            keeps a zero state at zero exactly and costs one addition.)
         **kwargs: `symbols`, `vocab_size`, `embedding_dim` (see
             `SequenceEncoder`) and Keras layer arguments.
 
@@ -97,6 +102,15 @@ class LSTMEncoder(_Recurrent):
             projected = ops.matmul(sequence, cell.kernel)
         if cell.use_bias:
             projected = projected + cell.bias
+        started = self.padding_mask(inputs)
+        if started is not None:
+            # Input gate shut (sigmoid(-1e4) = 0): from the zero state, c and
+            # h stay exactly 0, and every gradient through the step is 0.
+            shut = ops.concatenate(
+                [ops.full((self.units,), -1e4), ops.zeros((3 * self.units,))]
+            )
+            pad = 1.0 - ops.cast(ops.expand_dims(started, -1), projected.dtype)
+            projected = projected + pad * ops.cast(shut, projected.dtype)
         return projected, sequence
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
@@ -109,7 +123,6 @@ class LSTMEncoder(_Recurrent):
             projected,
             self.rnn.cell.recurrent_kernel,
             self.units,
-            mask=self.padding_mask(inputs),
         )[0]
 
     # Per-task gradients for balancing methods (see `lstm_kernels`).
@@ -126,7 +139,6 @@ class LSTMEncoder(_Recurrent):
             self.rnn.cell.recurrent_kernel,
             self.units,
             save=True,
-            mask=self.padding_mask(inputs),
         )
         return h, (saved, sequence)
 
