@@ -40,31 +40,49 @@ def test_text_lengths_match_the_encoder(rng):
     )
 
 
-def test_every_sample_once_and_only_padding_cut(rng):
+def _pairs_lengths(x):
+    return {n: text_lengths(a) for n, a in x.items()}
+
+
+@pytest.mark.parametrize("per_input", [True, False])
+def test_every_sample_once_and_only_padding_cut(rng, per_input):
     x, y, longest = _pairs(rng)
-    data = BucketedBatches(x, y, batch_size=16, buckets=[32, 64, 96], seed=4)
+    lengths = _pairs_lengths(x)
+    data = BucketedBatches(
+        x, y, batch_size=16, buckets=[32, 64, 96], per_input=per_input, seed=4
+    )
     for epoch in (0, 1):
         data.set_epoch(epoch)
-        seen, shapes, partial = [], set(), 0
+        seen, partial = [], 0
         for i in range(len(data)):
             bx, by = data[i]
-            width, rows = data.batches()[i]
-            shapes.add(bx["tweet_a"].shape)
-            assert bx["tweet_a"].shape[1] == bx["tweet_b"].shape[1] == width
-            assert longest[rows].max() <= width  # no text is cut
-            for name in x:  # what was dropped is padding
-                assert not x[name][rows, : x[name].shape[1] - width].any()
-                np.testing.assert_array_equal(
-                    bx[name], x[name][rows, x[name].shape[1] - width :]
-                )
+            widths, rows = data.batches()[i]
+            for name, width in zip(("tweet_a", "tweet_b"), widths, strict=True):
+                assert bx[name].shape == (len(rows), width)
+                assert lengths[name][rows].max() <= width  # no text is cut
+                # What was dropped is padding.
+                assert not x[name][rows, : 120 - width].any()
+                np.testing.assert_array_equal(bx[name], x[name][rows, 120 - width :])
+            if not per_input:
+                assert widths[0] == widths[1]
             np.testing.assert_array_equal(by["a_negative"], y["a_negative"][rows])
             partial += len(rows) < 16
             seen.extend(rows.tolist())
         assert sorted(seen) == list(range(150))
         assert partial == 1  # 150 = 9 x 16 + 6: one batch of 6, in the widest bucket
-        assert len({s[1] for s in shapes}) <= 4  # the buckets and 120
+    widths = {w for s in data.shapes() for w in s[1:]}
+    assert widths <= {32, 64, 96, 120}
+    # At most buckets^2 groups + the joint widths + one partial batch.
+    assert len(data.shapes()) <= (16 + 4 + 1 if per_input else 4 + 1)
     # Most of the padding goes: texts here are far shorter than 120 bytes.
     assert data.padding_saved() > 0.3
+
+
+def test_per_input_widths_skip_more_padding(rng):
+    x, y, _ = _pairs(rng, n=600)
+    joint = BucketedBatches(x, y, batch_size=16, buckets=[32, 64, 96], per_input=False)
+    apart = BucketedBatches(x, y, batch_size=16, buckets=[32, 64, 96])
+    assert apart.padding_saved() > joint.padding_saved()
 
 
 def test_order_depends_on_seed_and_epoch_only(rng):
@@ -73,7 +91,7 @@ def test_order_depends_on_seed_and_epoch_only(rng):
     def order(seed, epoch):
         data = BucketedBatches(x, y, batch_size=16, seed=seed, buckets=[32, 64])
         data.set_epoch(epoch)
-        return [rows.tolist() for _, rows in data.batches()]
+        return [(w, rows.tolist()) for w, rows in data.batches()]
 
     assert order(1, 2) == order(1, 2)
     assert order(1, 2) != order(1, 3)
@@ -99,7 +117,7 @@ def test_bucketed_batches_give_the_padded_numbers(rng):
     model = seed_case1(byte_ids=True, length=None, skip_padding=True, units=8)
     model.compile(optimizer=keras.optimizers.SGD(0.1), balancer="upgrad")
     data = BucketedBatches(x, y, batch_size=32, buckets=[64])
-    (bx, by), (_, rows) = data[0], data.batches()[0]
+    (bx, by), (_, rows) = data[0], data.batches()[0]  # one batch: all 32
     assert bx["tweet_a"].shape[1] < 120
     full = {k: v[rows] for k, v in x.items()}
     np.testing.assert_allclose(

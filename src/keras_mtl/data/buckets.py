@@ -39,21 +39,35 @@ def text_lengths(ids: np.ndarray) -> np.ndarray:
 
 
 class BucketedBatches(ArrayBatches):
-    """Batches of samples of similar text length, cut to their bucket's width.
+    """Batches of samples of similar text length, cut to their buckets' widths.
 
-    Every sample goes to the narrowest bucket that holds its longest text
-    (over all `sequence_inputs`). Each epoch shuffles the samples within
-    each bucket, cuts them into batches (a bucket's last, smaller batch
-    moves up into the next bucket, so only the widest bucket can end in a
-    partial batch) and shuffles the order of the batches. A batch's text
-    inputs keep their last `width` columns: with pre-padding, that drops
-    padding only. The order depends on (seed, epoch) alone, so a
-    `keras_mtl.callbacks.Checkpoint` resumes mid-epoch exactly.
+    Each text input of a sample falls in the narrowest bucket that holds its
+    text. With `per_input=True` (default), samples whose texts fall in the
+    same buckets (e.g. tweet a in 96 and tweet b in 128) form batches in
+    which each input is cut to its own width; the samples left over (fewer
+    than a batch in their group) are batched as with `per_input=False`: by
+    the bucket of their longest text, all inputs cut to that width, and a
+    bucket's last, smaller batch moves up into the next bucket, so only the
+    widest bucket can end in a partial batch. Batch shapes are at most
+    len(buckets) ** len(sequence_inputs) + len(buckets) + 1 (in practice
+    far fewer: most groups hold less than a batch).
 
-    The model's text inputs must accept any length: build it with
-    `length=None` (the presets) or `keras.Input((None,), dtype="uint8")`.
-    Batches are prepared `workers` threads ahead of the step that needs
-    them (Keras's `PyDataset` prefetching).
+    Every epoch shuffles the samples within each group and the order of the
+    batches. A batch's text inputs keep their last `width` columns: with
+    pre-padding, that drops padding only. The order depends on (seed,
+    epoch) alone, so a `keras_mtl.callbacks.Checkpoint` resumes mid-epoch
+    exactly.
+
+    The model's text inputs must accept any length, and its encoder should
+    skip leading padding so that a text's encoding does not depend on its
+    batch's width: build it with `length=None, skip_padding=True` (the
+    presets) or `keras.Input((None,), dtype="uint8")` and
+    `LSTMEncoder(..., skip_padding=True)`. With `workers` > 1, that many
+    threads prepare batches ahead of the step that needs them (Keras's
+    `PyDataset` prefetching; on TensorFlow, tf.data prefetches
+    `max_queue_size` batches). Cutting a batch is cheap next to a step, so
+    on a machine with few cores the threads only compete with the step
+    (docs/benchmarks.md measures it).
 
     Args:
         x: Inputs by name; the `sequence_inputs` are pre-padded id arrays
@@ -65,9 +79,12 @@ class BucketedBatches(ArrayBatches):
             (added when missing), so no text is ever cut.
         sequence_inputs: Names of the inputs to cut; default: every 2-D
             integer input.
-        shuffle: Shuffle within buckets and the batch order every epoch.
+        per_input: Cut each text input to its own bucket (else all to the
+            widest of the sample's buckets).
+        shuffle: Shuffle within groups and the batch order every epoch.
         seed: Seed of the order.
-        workers: Threads preparing batches ahead (1: no prefetching).
+        workers: Threads preparing batches ahead (1: none, batches are cut
+            when the step asks for them).
         max_queue_size: Batches prepared ahead at most.
 
     Example:
@@ -89,9 +106,10 @@ class BucketedBatches(ArrayBatches):
         batch_size: int = 64,
         buckets: Sequence[int] = TWEET_BUCKETS,
         sequence_inputs: Sequence[str] | None = None,
+        per_input: bool = True,
         shuffle: bool = True,
         seed: int = 0,
-        workers: int = 2,
+        workers: int = 1,
         max_queue_size: int = 8,
     ) -> None:
         super().__init__(x, y, sample_weight, batch_size, shuffle, seed)
@@ -123,37 +141,55 @@ class BucketedBatches(ArrayBatches):
         if any(b < 1 for b in buckets) or buckets != sorted(set(buckets)):
             raise ValueError(f"buckets must increase and be >= 1, got {buckets}.")
         self.buckets = [b for b in buckets if b < full] + [full]
-        longest = np.max([text_lengths(self.x[n]) for n in self.sequence_inputs], 0)
-        #: Each sample's bucket index.
-        self.bucket_of = np.searchsorted(self.buckets, longest).astype(np.int64)
+        self.per_input = bool(per_input)
+        lengths = np.stack([text_lengths(self.x[n]) for n in self.sequence_inputs], 1)
+        #: Each sample's bucket index per text input, (samples, inputs).
+        self.bucket_of = np.searchsorted(self.buckets, lengths).astype(np.int64)
         self._batches = self._cut(np.arange(self.size), None)
         self._epoch_cache: tuple[int, list] | None = None
 
     def _cut(
         self, index: np.ndarray, rng: np.random.Generator | None
-    ) -> list[tuple[int, np.ndarray]]:
-        """(width, sample rows) of every batch, in bucket order."""
-        out: list[tuple[int, np.ndarray]] = []
+    ) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        """(widths per text input, sample rows) of every batch."""
+        size, k = self.batch_size, len(self.sequence_inputs)
+        out: list[tuple[tuple[int, ...], np.ndarray]] = []
+
+        def shuffled(rows: np.ndarray) -> np.ndarray:
+            return rows if rng is None else rng.permutation(rows)
+
+        if self.per_input:
+            groups, group_of = np.unique(
+                self.bucket_of[index], axis=0, return_inverse=True
+            )
+            group_of = group_of.reshape(-1)
+            rest = []
+            for g, key in enumerate(groups):
+                rows = shuffled(index[group_of == g])
+                whole = len(rows) // size * size
+                widths = tuple(self.buckets[b] for b in key)
+                out.extend((widths, rows[s : s + size]) for s in range(0, whole, size))
+                rest.append(rows[whole:])
+            index = np.sort(np.concatenate(rest)) if rest else index[:0]
+        joint = self.bucket_of[index].max(axis=1)
         carry = np.zeros(0, dtype=np.int64)
         for b, width in enumerate(self.buckets):
-            rows = index[self.bucket_of[index] == b]
-            if rng is not None:
-                rows = rng.permutation(rows)
-            rows = np.concatenate([carry, rows])
-            whole = len(rows) // self.batch_size * self.batch_size
-            last = b == len(self.buckets) - 1
-            for start in range(0, whole, self.batch_size):
-                out.append((width, rows[start : start + self.batch_size]))
+            rows = np.concatenate([carry, shuffled(index[joint == b])])
+            whole = len(rows) // size * size
+            out.extend(
+                ((width,) * k, rows[s : s + size]) for s in range(0, whole, size)
+            )
             carry = rows[whole:]
-            if last and len(carry):
-                out.append((width, carry))
+        if len(carry):
+            out.append(((self.buckets[-1],) * k, carry))
         return out
 
     def __len__(self) -> int:
         return len(self._batches)
 
-    def batches(self) -> list[tuple[int, np.ndarray]]:
-        """This epoch's batches in order: (width, sample rows) each."""
+    def batches(self) -> list[tuple[tuple[int, ...], np.ndarray]]:
+        """This epoch's batches in order: (widths per text input, sample
+        rows) each."""
         cached = self._epoch_cache
         if cached is None or cached[0] != self.epoch:
             if self.shuffle:
@@ -167,9 +203,10 @@ class BucketedBatches(ArrayBatches):
         return cached[1]
 
     def __getitem__(self, index: int) -> tuple:
-        width, rows = self.batches()[index]
+        widths, rows = self.batches()[index]
+        cut = dict(zip(self.sequence_inputs, widths, strict=True))
         x = {
-            n: (a[rows, a.shape[1] - width :] if n in self.sequence_inputs else a[rows])
+            n: (a[rows, a.shape[1] - cut[n] :] if n in cut else a[rows])
             for n, a in self.x.items()
         }
         batch: list[Any] = [x]
@@ -179,8 +216,12 @@ class BucketedBatches(ArrayBatches):
             batch.append(_rows(self.sample_weight, rows))
         return tuple(batch)
 
+    def shapes(self) -> set[tuple[int, ...]]:
+        """The distinct (batch size, widths...) of the batches."""
+        return {(len(rows), *widths) for widths, rows in self._batches}
+
     def padding_saved(self) -> float:
-        """The share of the text inputs' padded slots that bucketing skips."""
+        """The share of the text inputs' padded steps that bucketing skips."""
         full = self.x[self.sequence_inputs[0]].shape[1]
-        kept = sum(width * len(rows) for width, rows in self._batches)
-        return 1.0 - kept / (full * self.size)
+        kept = sum(sum(widths) * len(rows) for widths, rows in self._batches)
+        return 1.0 - kept / (full * self.size * len(self.sequence_inputs))
