@@ -46,3 +46,30 @@ def check_layer(
 
 def as_numpy(value: Any) -> np.ndarray:
     return keras.ops.convert_to_numpy(value)
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt after batch `batch` of the first epoch."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if batch == self.batch:
+            raise KeyboardInterrupt
+
+
+def assert_resumes_exactly(run: Any, tmp_path: Any, stop_at: int) -> None:
+    """`run(folder, extra_callbacks) -> (model, history)` trains with a
+    Checkpoint in `folder`: a run cut at batch `stop_at` and resumed ends
+    with the weights and logs of an uncut run."""
+    import pytest
+
+    whole, history = run(tmp_path / "whole", [])
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", [InterruptAt(stop_at)])
+    resumed, again = run(tmp_path / "cut", [])
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.history == history.history

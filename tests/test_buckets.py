@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from layer_checks import as_numpy
+from layer_checks import as_numpy, assert_resumes_exactly
 
 from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config, ConfigError
@@ -134,36 +134,19 @@ def test_bucketed_batches_give_the_padded_numbers(rng):
         np.testing.assert_allclose(a, b, atol=2e-6)
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == 4:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.model
 def test_bucketed_training_resumes_exactly(rng, tmp_path):
     x, y, _ = _pairs(rng, n=96)
 
-    def run(folder, extra=()):
+    def run(folder, extra):
         keras.utils.set_random_seed(3)
         model = seed_case1(byte_ids=True, length=None, skip_padding=True, units=6)
         model.compile(optimizer="adam")
         data = BucketedBatches(x, y, batch_size=8, buckets=[48, 80], seed=5)
-        history = model.fit(
-            data,
-            epochs=2,
-            verbose=0,
-            callbacks=[Checkpoint(folder, every=3), *extra],
-        )
-        return model, history
+        callbacks = [Checkpoint(folder, every=3), *extra]
+        return model, model.fit(data, epochs=2, verbose=0, callbacks=callbacks)
 
-    whole, history = run(tmp_path / "whole")
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "cut", [_Interrupt()])
-    resumed, again = run(tmp_path / "cut")
-    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert again.history == history.history
+    assert_resumes_exactly(run, tmp_path, stop_at=4)
 
 
 @pytest.mark.model

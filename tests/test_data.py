@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
+from layer_checks import assert_resumes_exactly
 
 from keras_mtl import Task
 from keras_mtl.config import Config
@@ -275,6 +277,97 @@ def test_streamed_training_matches_the_file(tmp_path):
         x0["left"], load(_config(tmp_path / "t.csv")).train.x["left"][:10]
     )
     assert set(stream.only(["topic"])[1][1]) == {"topic"}
+
+
+def _shards(tmp_path, sizes=(7, 10, 5, 9)):
+    frame = _frame(n=sum(sizes))
+    frame["row"] = np.arange(len(frame))
+    (tmp_path / "shards").mkdir()
+    start = 0
+    for i, size in enumerate(sizes):
+        part = frame.iloc[start : start + size]
+        if i % 2:
+            part.to_parquet(tmp_path / "shards" / f"train-{i}.parquet")
+        else:  # shards may mix formats
+            part.to_json(
+                tmp_path / "shards" / f"train-{i}.jsonl", orient="records", lines=True
+            )
+        start += size
+    return frame
+
+
+def test_sharded_stream_visits_every_row_once_per_epoch(tmp_path):
+    from keras_mtl.data.streaming import ShardStream
+
+    frame = _shards(tmp_path)
+    config = _config(
+        tmp_path / "shards" / "train-*",
+        extra="stream = true\n[training]\nbatch_size = 4\nseed = 3",
+    )
+    data = load(config)
+    stream = data.train
+    assert isinstance(stream, ShardStream)
+    assert data.info["shards"] == 4 and stream.rows == 31
+    assert len(stream) == 2 + 3 + 2 + 3  # batches never span shards
+    encoded = InputFiller(config.data["inputs"])(frame, "f")
+
+    def epoch(e):
+        stream.set_epoch(e)
+        rows = []
+        for i in range(len(stream)):
+            x, y = stream[i]
+            assert len(y["topic"]) <= 4
+            # Inputs and labels come from the same rows of the shard.
+            index = [
+                int(np.flatnonzero((encoded["left"] == row).all(axis=1))[0])
+                for row in x["left"]
+            ]
+            np.testing.assert_array_equal(y["topic"], frame["topic"].to_numpy()[index])
+            rows.extend(index)
+        return rows
+
+    first = epoch(0)
+    assert sorted(first) == list(range(31))
+    assert epoch(0) == first  # replayable
+    assert epoch(1) != first  # reshuffled
+    assert epoch(0)[5:] == [epoch(0)[i] for i in range(5, 31)]
+    assert set(stream.only(["topic"])[0][1]) == {"topic"}
+
+
+@pytest.mark.model
+def test_sharded_training_resumes_exactly(tmp_path):
+    from keras_mtl.callbacks import Checkpoint
+
+    _shards(tmp_path)
+    text = "stream = true\n[training]\nbatch_size = 4"
+    config = _config(tmp_path / "shards" / "train-*", extra=text)
+
+    def run(folder, extra):
+        keras.utils.set_random_seed(0)
+        model = config.build_model()
+        model.compile(optimizer="adam")
+        train = load(config).train
+        return model, model.fit(
+            train, epochs=2, verbose=0, callbacks=[Checkpoint(folder, every=2), *extra]
+        )
+
+    assert_resumes_exactly(run, tmp_path, stop_at=3)
+
+
+def test_sharded_stream_errors_name_the_shard(tmp_path):
+    frame = _shards(tmp_path, sizes=(4, 4))
+    bad = frame.iloc[4:].copy()
+    bad.loc[bad.index[1], "topic"] = 7
+    bad.to_parquet(tmp_path / "shards" / "train-1.parquet")
+    config = _config(tmp_path / "shards" / "train-*", extra="stream = true")
+    stream = load(config).train
+    with pytest.raises(ValueError, match=r"train-1.parquet.*topic"):
+        for i in range(len(stream)):
+            stream[i]
+    with pytest.raises(
+        ValueError, match=r"the pattern .*nothing-\*.csv.* matches no file"
+    ):
+        load(_config(tmp_path / "nothing-*.csv", extra="stream = true"))
 
 
 def test_undecodable_bytes_and_number_inputs(tmp_path):

@@ -46,9 +46,9 @@ def _single_task_config(config: Config, task: str) -> Config:
 
 
 def _training_data(data: data_module.Data, tasks: list[str]) -> Any:
-    from keras_mtl.data.streaming import TableStream
+    from keras_mtl.data.streaming import ShardStream, TableStream
 
-    if isinstance(data.train, TableStream):
+    if isinstance(data.train, (TableStream, ShardStream)):
         return data.train.only(tasks)
     if isinstance(data.train, data_module.MixedBatches):
         batches = data.train

@@ -449,24 +449,36 @@ def _load_stream(
     base: Path | None,
     mapping: dict,
 ) -> Data:
-    """Training batches streamed from the training file; validation and
-    test files are read whole."""
-    from keras_mtl.data.streaming import TableStream
+    """Training batches streamed from the training file, or from the shards
+    a glob pattern names; validation and test files are read whole."""
+    from keras_mtl.data.streaming import (
+        ShardStream,
+        TableStream,
+        is_pattern,
+        shard_paths,
+    )
 
     if config.data["encoder"].get("name") == "tabular":
         raise ValueError(
             "[data] stream = true works with text and number inputs; a "
             "tabular feature spec is learned from the whole training table."
         )
-    train_path = _path(table["train"], base)
-    fmt = files.format_of(train_path, table.get("format"))
+    sharded = is_pattern(table["train"])
+    if sharded:
+        from keras_mtl.config import expand
+
+        paths = shard_paths(expand(str(table["train"])), base)
+    else:
+        paths = [_path(table["train"], base)]
+    formats = [files.format_of(p, table.get("format")) for p in paths]
     filler = InputFiller(config.data["inputs"])
     for name, spec in filler.inputs.items():
         if spec.get("encoding") == "words":
             column = spec.get("column", name)
             texts = (
                 str(t)
-                for chunk in files.iter_table(train_path, 4096, fmt)
+                for path, fmt in zip(paths, formats, strict=True)
+                for chunk in files.iter_table(path, 4096, fmt)
                 for t in chunk[column].fillna("")
             )
             filler.vocabularies[name] = WordVocabulary.fit(
@@ -477,11 +489,26 @@ def _load_stream(
     where = str(table["train"])
 
     def convert(frame: Any) -> tuple[dict, dict]:
-        return filler(frame, where), _task_labels(frame, tasks, mapping, where)
+        at = frame.attrs.get("path", where)  # a shard names itself
+        return filler(frame, at), _task_labels(frame, tasks, mapping, at)
 
-    train = TableStream(train_path, fmt, training.get("batch_size", 64), convert)
+    batch_size = training.get("batch_size", 64)
+    train: Any
+    if sharded:
+        train = ShardStream(
+            paths,
+            table.get("format"),
+            batch_size,
+            convert,
+            shuffle=training.get("shuffle", True),
+            seed=training.get("seed", 0),
+        )
+    else:
+        train = TableStream(paths[0], formats[0], batch_size, convert)
     splits = {}
     info: dict[str, Any] = {"train": train.rows, "streamed": True}
+    if sharded:
+        info["shards"] = len(paths)
     for name in ("val", "test"):
         if name in table:
             frame = files.read_table(_path(table[name], base), table.get("format"))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from keras_mtl.data import files
 
@@ -85,3 +86,131 @@ class TableStream(keras.utils.PyDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Every epoch reads the file in the same order."""
+
+
+def shard_paths(pattern: str, base: Path | None = None) -> list[Path]:
+    """The files a glob pattern (`data/train-*.parquet`) names, sorted;
+    relative patterns are tried from the working folder, then from `base`."""
+    import glob
+
+    for root in (None, base):
+        if root is not None and Path(pattern).is_absolute():
+            break
+        full = pattern if root is None else str(root / pattern)
+        found = sorted(Path(p) for p in glob.glob(full) if Path(p).is_file())
+        if found:
+            return found
+    raise ValueError(f"[data].train: the pattern {pattern!r} matches no file.")
+
+
+def is_pattern(path: str) -> bool:
+    """Whether a path holds glob characters (`*`, `?`, `[`)."""
+    return any(c in str(path) for c in "*?[")
+
+
+class ShardStream(keras.utils.PyDataset):
+    """Batches of a data set stored as many files (shards), one shard in
+    memory at a time.
+
+    Every epoch visits the shards in an order drawn from (seed, epoch) and
+    each shard's rows in an order drawn from (seed, epoch, shard), then cuts
+    the shard into batches (a shard's last batch may be smaller): data far
+    larger than memory, shuffled as well as one shard's rows allow, and any
+    batch of any epoch can be replayed (exact resume with
+    `keras_mtl.callbacks.Checkpoint`). Shards are best of similar size and
+    a few batches or more each.
+
+    Args:
+        paths: The shard files.
+        fmt: `"csv"`, `"jsonl"` or `"parquet"` (None: from each extension).
+        batch_size: Rows per batch.
+        convert: frame -> (inputs, labels) of a batch.
+        shuffle: Shuffle shards and rows (else file order, batch by batch).
+        seed: Seed of the order.
+    """
+
+    def __init__(
+        self,
+        paths: list[Path],
+        fmt: str | None,
+        batch_size: int,
+        convert: Callable[[Any], tuple[dict, dict]],
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.paths = [Path(p) for p in paths]
+        if not self.paths:
+            raise ValueError("ShardStream needs at least one shard.")
+        self.formats = [files.format_of(p, fmt) for p in self.paths]
+        self.batch_size = int(batch_size)
+        self.convert = convert
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.fmt = fmt
+        self.shard_rows = [
+            count_rows(p, f) for p, f in zip(self.paths, self.formats, strict=True)
+        ]
+        for path, rows in zip(self.paths, self.shard_rows, strict=True):
+            if rows <= 0:
+                raise ValueError(f"{path}: no rows.")
+        self.rows = sum(self.shard_rows)
+        self._plan: tuple[int, list[tuple[int, int]]] | None = None
+        self._shard: tuple[int, int, Any] | None = None
+
+    def __len__(self) -> int:
+        return sum(math.ceil(r / self.batch_size) for r in self.shard_rows)
+
+    def plan(self) -> list[tuple[int, int]]:
+        """This epoch's batches: (shard, batch within the shard) each."""
+        plan = self._plan
+        if plan is None or plan[0] != self.epoch:
+            order = np.arange(len(self.paths))
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, self.epoch]).permutation(
+                    order
+                )
+            batches = [
+                (int(s), k)
+                for s in order
+                for k in range(math.ceil(self.shard_rows[s] / self.batch_size))
+            ]
+            plan = self._plan = (self.epoch, batches)
+        return plan[1]
+
+    def _frame(self, shard: int) -> Any:
+        cached = self._shard
+        if cached is None or cached[:2] != (self.epoch, shard):
+            frame = files.read_table(self.paths[shard], self.formats[shard])
+            if len(frame) != self.shard_rows[shard]:
+                raise ValueError(
+                    f"{self.paths[shard]}: had {self.shard_rows[shard]} rows when "
+                    f"training started, has {len(frame)} now."
+                )
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, self.epoch, shard])
+                frame = frame.iloc[rng.permutation(len(frame))]
+            frame.attrs["path"] = str(self.paths[shard])  # for error messages
+            cached = self._shard = (self.epoch, shard, frame)
+        return cached[2]
+
+    def __getitem__(self, index: int) -> tuple[dict, dict]:
+        shard, k = self.plan()[index]
+        frame = self._frame(shard)
+        return self.convert(frame.iloc[k * self.batch_size : (k + 1) * self.batch_size])
+
+    def only(self, tasks: list[str]) -> ShardStream:
+        """The same stream with the labels of `tasks` only."""
+        convert = self.convert
+
+        def filtered(frame: Any) -> tuple[dict, dict]:
+            x, y = convert(frame)
+            return x, {t: y[t] for t in tasks}
+
+        return ShardStream(
+            self.paths, self.fmt, self.batch_size, filtered, self.shuffle, self.seed
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
