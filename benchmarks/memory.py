@@ -30,10 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PAIRS = r"""
-import sys, time
+import resource, sys, time
 import numpy as np
 from keras_mtl.data import BucketedBatches
 from keras_mtl.datasets import tweet_pairs
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+imported = peak()
 
 n = int(sys.argv[1])
 t = time.perf_counter()
@@ -45,7 +50,9 @@ seen = sum(len(batches[i][0]["tweet_a"]) for i in range(len(batches)))
 assert seen == n, seen
 one_hot = sum(a.size for a in x.values()) * 256 * 4
 print(f"RESULT {arrays / 2**20:.0f} MiB of arrays for {n} pairs "
-      f"(as the seed's float one-hot: {one_hot / 2**30:.0f} GiB); "
+      f"(as the seed's float one-hot: {one_hot / 2**30:.0f} GiB); Keras and "
+      f"JAX imported: {imported:.0f} MiB, so the data took "
+      f"{peak() - imported:.0f} MiB at peak; "
       f"{len(batches)} bucketed batches read in {time.perf_counter() - t:.0f} s")
 """
 

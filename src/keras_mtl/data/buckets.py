@@ -33,9 +33,13 @@ def text_lengths(ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.ndim != 2:
         raise ValueError(f"Byte ids must be (samples, length), got shape {ids.shape}.")
-    nonzero = ids != 0
-    first = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), ids.shape[1])
-    return (ids.shape[1] - first).astype(np.int64)
+    out = np.empty(len(ids), dtype=np.int64)
+    step = 1 << 16  # rows at a time: no copy of a large array as booleans
+    for start in range(0, len(ids), step):
+        nonzero = ids[start : start + step] != 0
+        first = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), ids.shape[1])
+        out[start : start + step] = ids.shape[1] - first
+    return out
 
 
 class BucketedBatches(ArrayBatches):
