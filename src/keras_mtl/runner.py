@@ -103,10 +103,14 @@ def train_once(
     }
     buckets = training.get("buckets")
     if buckets and not isinstance(train, tuple):
+        kind = (
+            "several mixed sources"
+            if isinstance(train, data_module.MixedBatches)
+            else "a stream"
+        )
         raise config.error(
             "[training].buckets",
-            "needs training data in memory (one table or data set), "
-            f"not {type(train).__name__}.",
+            f"needs the training data in memory as one table or data set, not {kind}.",
         )
     if buckets:
         fit_args["x"] = data_module.BucketedBatches(
