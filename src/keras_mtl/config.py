@@ -433,18 +433,11 @@ class Config:
                     )
         buckets = d.get("training", {}).get("buckets")
         if buckets is not None:
-            if (
-                not buckets
-                or not all(
-                    isinstance(b, int) and not isinstance(b, bool) and b > 0
-                    for b in buckets
-                )
-                or buckets != sorted(set(buckets))
-            ):
-                raise self.error(
-                    "[training].buckets",
-                    f"must be increasing positive widths, got {buckets!r}.",
-                )
+            from keras_mtl.data.buckets import bucket_problem
+
+            problem = bucket_problem(buckets)
+            if problem:
+                raise self.error("[training].buckets", problem)
             if not self.byte_inputs():
                 raise self.error(
                     "[training].buckets",

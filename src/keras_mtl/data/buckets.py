@@ -21,6 +21,19 @@ from keras_mtl.data.arrays import ArrayBatches, _rows
 TWEET_BUCKETS = (64, 96, 128, 160, 192, 280)
 
 
+def bucket_problem(buckets: Any) -> str | None:
+    """What is wrong with a list of bucket widths, or None."""
+    if (
+        not isinstance(buckets, (list, tuple))
+        or not buckets
+        or not all(isinstance(b, int) and not isinstance(b, bool) for b in buckets)
+        or any(b < 1 for b in buckets)
+        or list(buckets) != sorted(set(buckets))
+    ):
+        return f"must be increasing positive widths, got {list(buckets)!r}."
+    return None
+
+
 def text_lengths(ids: np.ndarray) -> np.ndarray:
     """Lengths of pre-padded id rows (padding 0 first, as
     `keras_mtl.text.encode_bytes` writes them): the width after the last
@@ -142,7 +155,7 @@ class BucketedBatches(ArrayBatches):
             )
         full = widths.pop()
         buckets = [int(b) for b in buckets]
-        if any(b < 1 for b in buckets) or buckets != sorted(set(buckets)):
+        if bucket_problem(buckets):
             raise ValueError(f"buckets must increase and be >= 1, got {buckets}.")
         self.buckets = [b for b in buckets if b < full] + [full]
         self.per_input = bool(per_input)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,20 @@ def count_rows(path: Path, fmt: str) -> int:
             if line.strip():
                 count += 1
     return count - 1 if fmt == "csv" else count
+
+
+def _with_labels_of(stream: Any, tasks: list[str]) -> Any:
+    """A copy of a stream whose batches keep the labels of `tasks` only (the
+    files are not counted again)."""
+    convert = stream.convert
+
+    def filtered(frame: Any) -> tuple[dict, dict]:
+        x, y = convert(frame)
+        return x, {t: y[t] for t in tasks}
+
+    out = copy.copy(stream)
+    out.convert = filtered
+    return out
 
 
 class TableStream(keras.utils.PyDataset):
@@ -73,13 +88,9 @@ class TableStream(keras.utils.PyDataset):
 
     def only(self, tasks: list[str]) -> TableStream:
         """The same stream with the labels of `tasks` only."""
-        convert = self.convert
-
-        def filtered(frame: Any) -> tuple[dict, dict]:
-            x, y = convert(frame)
-            return x, {t: y[t] for t in tasks}
-
-        return TableStream(self.path, self.fmt, self.batch_size, filtered)
+        out = _with_labels_of(self, tasks)
+        out._chunks, out._next = None, 0
+        return out
 
     def on_epoch_end(self) -> None:
         self._chunks, self._next = None, 0
@@ -148,7 +159,6 @@ class ShardStream(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.epoch = 0
-        self.fmt = fmt
         self.shard_rows = [
             count_rows(p, f) for p, f in zip(self.paths, self.formats, strict=True)
         ]
@@ -202,15 +212,9 @@ class ShardStream(keras.utils.PyDataset):
 
     def only(self, tasks: list[str]) -> ShardStream:
         """The same stream with the labels of `tasks` only."""
-        convert = self.convert
-
-        def filtered(frame: Any) -> tuple[dict, dict]:
-            x, y = convert(frame)
-            return x, {t: y[t] for t in tasks}
-
-        return ShardStream(
-            self.paths, self.fmt, self.batch_size, filtered, self.shuffle, self.seed
-        )
+        out = _with_labels_of(self, tasks)
+        out._plan, out._shard = None, None
+        return out
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -120,9 +120,7 @@ class LSTMEncoder(_Recurrent):
         # before the recurrence.
         projected, _ = self._projected(inputs)
         return lstm_kernels.forward(
-            projected,
-            self.rnn.cell.recurrent_kernel,
-            self.units,
+            projected, self.rnn.cell.recurrent_kernel, self.units
         )[0]
 
     # Per-task gradients for balancing methods (see `lstm_kernels`).
@@ -135,10 +133,7 @@ class LSTMEncoder(_Recurrent):
         """The encoding, and what `task_gradients` needs."""
         projected, sequence = self._projected(inputs)
         h, saved = lstm_kernels.forward(
-            projected,
-            self.rnn.cell.recurrent_kernel,
-            self.units,
-            save=True,
+            projected, self.rnn.cell.recurrent_kernel, self.units, save=True
         )
         return h, (saved, sequence)
 
