@@ -26,9 +26,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 
 test: $(BIN)/.installed lint
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q tests src/keras_mtl
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q tests
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q -m model tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10 tests src/keras_mtl
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q --durations=10 tests
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m model tests
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -9,11 +9,13 @@ imports and all.
   pairs from the embedded tweets as uint8 byte ids (280 per tweet), then
   cuts them into length-bucketed batches (`BucketedBatches`) and reads one
   epoch's worth of them, as training would;
+* `packed`: the same with `load(packed=True)`: each tweet's bytes stored
+  once (`PackedTexts`), padded only when a batch is cut;
 * `demo`: `mtl demo` as `make demo` runs it (TensorFlow);
 * `census`: `benchmarks/census_income.py --quick` (JAX; the full run trains
   more models one after the other on the same data).
 
-    python benchmarks/memory.py [--pairs 1000000] [--jobs pairs,demo,census]
+    python benchmarks/memory.py [--pairs 1000000] [--jobs pairs,packed,demo,census]
 """
 
 from __future__ import annotations
@@ -40,15 +42,17 @@ def peak():
 
 imported = peak()
 
-n = int(sys.argv[1])
+n, packed = int(sys.argv[1]), sys.argv[2] == "packed"
 t = time.perf_counter()
-data = tweet_pairs.load(seed=0, train_pairs=n, val_pairs=1000, test_pairs=1000)
+data = tweet_pairs.load(
+    seed=0, train_pairs=n, val_pairs=1000, test_pairs=1000, packed=packed
+)
 x, y = data.train.x, data.train.y
 arrays = sum(a.nbytes for a in [*x.values(), *y.values()])
 batches = BucketedBatches(dict(x), dict(y), batch_size=64)
 seen = sum(len(batches[i][0]["tweet_a"]) for i in range(len(batches)))
 assert seen == n, seen
-one_hot = sum(a.size for a in x.values()) * 256 * 4
+one_hot = sum(len(a) * a.shape[1] for a in x.values()) * 256 * 4
 print(f"RESULT {arrays / 2**20:.0f} MiB of arrays for {n} pairs "
       f"(as the seed's float one-hot: {one_hot / 2**30:.0f} GiB); Keras and "
       f"JAX imported: {imported:.0f} MiB, so the data took "
@@ -79,15 +83,20 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1_000_000)
-    parser.add_argument("--jobs", default="pairs,demo,census")
+    parser.add_argument("--jobs", default="pairs,packed,demo,census")
     args = parser.parse_args()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     python = sys.executable
     mtl = str(Path(python).with_name("mtl"))
     jobs = {
         "pairs": (
-            f"{args.pairs:,} tweet pairs, byte ids, bucketed (JAX)",
-            [python, "-c", PAIRS, str(args.pairs)],
+            f"{args.pairs:,} tweet pairs, byte ids (pairs, 280), bucketed (JAX)",
+            [python, "-c", PAIRS, str(args.pairs), "padded"],
+            {"KERAS_BACKEND": "jax"},
+        ),
+        "packed": (
+            f"{args.pairs:,} tweet pairs, `PackedTexts`, bucketed (JAX)",
+            [python, "-c", PAIRS, str(args.pairs), "packed"],
             {"KERAS_BACKEND": "jax"},
         ),
         "demo": (

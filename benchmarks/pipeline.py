@@ -10,7 +10,7 @@ embedded tweet pairs, one after the other in this process:
   `train_on_batch` calls, the plain Keras way, no `fit`;
 * `bucketed fit`: `length=None, skip_padding=True` and
   `keras_mtl.data.BucketedBatches` (default widths 64..280, per input);
-* `bucketed fit, 2 loader threads`: the same with two threads preparing
+* `bucketed fit (2 loader threads)`: the same with two threads preparing
   batches ahead (`workers=2`).
 
 Throughput is training samples per second over the epochs after the first;
@@ -118,7 +118,7 @@ RUNS = {
     "padded fit": padded_fit,
     "plain loop": plain_loop,
     "bucketed fit": bucketed(workers=1),
-    "bucketed fit, 2 loader threads": bucketed(workers=2),
+    "bucketed fit (2 loader threads)": bucketed(workers=2),
 }
 
 
@@ -128,7 +128,9 @@ def main() -> None:
     parser.add_argument("--val-pairs", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--runs", default=",".join(RUNS), help="which runs, by name")
     args = parser.parse_args()
+    runs = {name: RUNS[name] for name in args.runs.split(",")}
     seeds = [int(s) for s in args.seeds.split(",")]
     data = tweet_pairs.load(
         seed=0, train_pairs=args.pairs, val_pairs=args.val_pairs, test_pairs=64
@@ -142,7 +144,7 @@ def main() -> None:
         f"{saved:.0%} of the padded steps"
     )
     rows = {}
-    for name, run in RUNS.items():
+    for name, run in runs.items():
         speeds, scores, firsts = [], [], []
         for seed in seeds:
             model, times = run(data, args.epochs, seed)

@@ -16,6 +16,7 @@ os.environ["KERAS_BACKEND"] = "jax"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from worker_data import PARAMS, TASKS, problem  # noqa: E402
 
 import keras_mtl  # noqa: E402
 from keras_mtl import balancers  # noqa: E402
@@ -35,21 +36,7 @@ if n > 1:
         distribution = keras.distribution.DataParallel(devices=devices)
     keras.distribution.set_distribution(distribution)
 
-TASKS = [
-    keras_mtl.Task("up"),
-    keras_mtl.Task("kind", "multiclass", num_classes=3),
-    keras_mtl.Task("r", "regression"),
-]
-rng = np.random.default_rng(0)
-x = {"v": rng.normal(size=(32, 6)).astype("float32")}
-y = {
-    "up": (x["v"][:, 0] > 0).astype("float32"),
-    "kind": rng.integers(0, 3, 32),
-    "r": x["v"][:, 1].copy(),
-}
-y["up"][:7] = np.nan  # partially labelled: masks must reduce globally
-y["kind"][20:25] = -1
-PARAMS = {"fixed": {"weights": [1.0, 2.0, 0.5]}}
+x, y = problem()
 names = sys.argv[3].split(",") if len(sys.argv) > 3 else list(balancers.BALANCERS)
 runs = [(name, "parameter") for name in names]
 runs += [("upgrad", "representation"), ("mgda", "representation")]

@@ -10,7 +10,7 @@ from layer_checks import as_numpy, assert_resumes_exactly
 
 from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config, ConfigError
-from keras_mtl.data import BucketedBatches, text_lengths
+from keras_mtl.data import ArrayBatches, BucketedBatches, PackedTexts, text_lengths
 from keras_mtl.presets import seed_case1
 from keras_mtl.text import encode_bytes
 
@@ -106,6 +106,60 @@ def test_bad_arguments(rng):
         BucketedBatches({"v": np.zeros((8, 3), "float32")}, y)
     with pytest.raises(ValueError, match=r"need one length, got \[100, 120\]"):
         BucketedBatches({**x, "tweet_b": x["tweet_b"][:, :100]}, y)
+
+
+def test_packed_texts_read_as_the_padded_ids(rng):
+    texts = _texts(rng, 300) + ["", "x" * 120, "y" * 150]  # empty, full, cut
+    ids = encode_bytes(texts, 120).ids
+    packed = PackedTexts.from_ids(ids)
+    assert packed.shape == ids.shape and len(packed) == len(ids)
+    np.testing.assert_array_equal(packed.lengths(), text_lengths(ids))
+    np.testing.assert_array_equal(np.asarray(packed), ids)
+    assert packed.nbytes < ids.nbytes / 2  # the texts only, plus offsets
+    rows = rng.integers(0, len(ids), 50)
+    np.testing.assert_array_equal(packed[rows], ids[rows])
+    np.testing.assert_array_equal(packed[7], ids[7])
+    for width in (1, 30, 64, 120):
+        np.testing.assert_array_equal(packed.take(rows, width), ids[rows, -width:])
+    again = packed.select(rows)  # repeats allowed
+    np.testing.assert_array_equal(np.asarray(again), ids[rows])
+    assert again.flat.nbytes == int(text_lengths(ids)[rows].sum())
+    with pytest.raises(ValueError, match="width 3 must hold the longest text"):
+        PackedTexts(packed.flat, packed.offsets, 3)
+    with pytest.raises(ValueError, match="offsets must increase"):
+        swapped = packed.offsets.copy()
+        swapped[[5, 6]] = swapped[[6, 5]]
+        PackedTexts(packed.flat, swapped, 120)
+
+
+def test_packed_texts_give_the_same_batches(rng):
+    x, y, _ = _pairs(rng, n=200)
+    packed = {k: PackedTexts.from_ids(v) for k, v in x.items()}
+    for kind in (BucketedBatches, ArrayBatches):
+        arrays = kind(x, y, batch_size=16, seed=4)
+        texts = kind(packed, y, batch_size=16, seed=4)
+        arrays.set_epoch(3), texts.set_epoch(3)
+        assert len(arrays) == len(texts)
+        for i in range(len(arrays)):
+            a, b = arrays[i], texts[i]
+            for k in x:
+                np.testing.assert_array_equal(a[0][k], b[0][k], err_msg=f"{i} {k}")
+            np.testing.assert_array_equal(a[1]["a_negative"], b[1]["a_negative"])
+
+
+def test_tweet_pairs_packed_are_the_padded_pairs():
+    from keras_mtl.datasets import tweet_pairs
+
+    kwargs = {"seed": 2, "train_pairs": 400, "val_pairs": 50, "test_pairs": 50}
+    padded = tweet_pairs.load(**kwargs)
+    packed = tweet_pairs.load(packed=True, **kwargs)
+    for split in ("train", "val", "test"):
+        for k, ids in getattr(padded, split).x.items():
+            texts = getattr(packed, split).x[k]
+            assert isinstance(texts, PackedTexts)
+            np.testing.assert_array_equal(np.asarray(texts), ids)
+        for k, labels in getattr(padded, split).y.items():
+            np.testing.assert_array_equal(getattr(packed, split).y[k], labels)
 
 
 @pytest.mark.model

@@ -433,6 +433,9 @@ class MultiTaskModel(keras.Model):
         """
         del x
         losses, counts = self.task_losses(y, y_pred, sample_weight)
+        # The replica's own losses: metrics sum their states across replicas.
+        self._compile_metrics.update_losses(losses, counts)
+        losses, counts, replicas = mtl_backend.global_task_losses(losses, counts)
         scaled = [
             w * loss for w, loss in zip(self._task_loss_weights, losses, strict=True)
         ]
@@ -440,7 +443,6 @@ class MultiTaskModel(keras.Model):
         extra = ops.zeros((), dtype=total.dtype)
         for loss in self.losses:
             extra = extra + ops.cast(ops.sum(loss), total.dtype)
-        self._compile_metrics.update_losses(losses, counts)
         balancing = self._balancing
         if training and balancing is not None and balancing.balancer.level == "loss":
             objective, weights = balancing.loss_objective(
@@ -449,7 +451,9 @@ class MultiTaskModel(keras.Model):
             self._compile_metrics.update_balance(balancing.metric_values(weights, None))
             # Gradient of the objective, value of the weighted sum.
             total = objective - ops.stop_gradient(objective) + ops.stop_gradient(total)
-        return total + extra
+        # Replicas' gradients are summed: each contributes 1/replicas of the
+        # global objective (Keras reports the loss times replicas).
+        return (total + extra) / replicas if replicas > 1 else total + extra
 
     def compute_metrics(
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None

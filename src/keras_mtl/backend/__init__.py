@@ -76,6 +76,19 @@ def train_step(model: Any, *args: Any) -> Any:
     return module().train_step(model, *args)
 
 
+def global_task_losses(
+    losses: list[Any], counts: list[Any]
+) -> tuple[list[Any], list[Any], int]:
+    """The tasks' masked mean losses and labelled counts over the global
+    batch, and the number of replicas computing this step. Where each
+    replica runs the step on its share of the batch (`tf.distribute` on
+    TensorFlow), the labelled sums and counts are all-reduced; JAX's
+    `keras.distribution` computes on global arrays already, and elsewhere
+    one process runs the step: `(losses, counts, 1)`."""
+    fn = getattr(module(), "global_task_losses", None)
+    return (losses, counts, 1) if fn is None else fn(losses, counts)
+
+
 def all_finite(grads: Sequence[Any]) -> Any:
     """A boolean scalar: every gradient entry is finite."""
     flags = [keras.ops.all(keras.ops.isfinite(g)) for g in grads if g is not None]

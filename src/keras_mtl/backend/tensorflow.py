@@ -58,6 +58,13 @@ def _zeros_for_none(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]
 
 def train_step(model: Any, data: Any) -> dict:
     balancing: bal.Balancing = model._balancing
+    if replicas() > 1:
+        raise ValueError(
+            f"The balancer {balancing.balancer.key!r} works on per-task "
+            f"gradients, which are not all-reduced across the {replicas()} "
+            "replicas of a tf.distribute strategy: train it on one device, or "
+            "on the JAX backend with keras.distribution (docs/distribution.md)."
+        )
     split = balancing.split
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     enc, heads = split.encoder, split.heads
@@ -140,6 +147,37 @@ def train_step(model: Any, data: Any) -> dict:
     return model.compute_metrics(x, y, preds, sample_weight)
 
 
+def _replica_context() -> Any:
+    """The `tf.distribute` replica context this step runs in, or None."""
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return None
+    return tf.distribute.get_replica_context()
+
+
+def replicas() -> int:
+    """How many replicas run this step (1 outside `tf.distribute`)."""
+    context = _replica_context()
+    return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+def global_task_losses(
+    losses: list[Any], counts: list[Any]
+) -> tuple[list[Any], list[Any], int]:
+    """Each task's masked mean over the global batch, from every replica's
+    share: the sums of labelled losses and the labelled counts all-reduced
+    (the all-reduce passes gradients back to every replica)."""
+    n = replicas()
+    if n == 1:
+        return losses, counts, 1
+    context = tf.distribute.get_replica_context()
+    total = context.all_reduce("SUM", tf.stack(counts))
+    sums = context.all_reduce(
+        "SUM",
+        tf.stack([loss * count for loss, count in zip(losses, counts, strict=True)]),
+    )
+    return tf.unstack(sums / tf.maximum(total, 1.0)), tf.unstack(total), n
+
+
 def guard_optimizer(optimizer: Any) -> None:
     original = type(optimizer).apply.__get__(optimizer)
 
@@ -150,6 +188,28 @@ def guard_optimizer(optimizer: Any) -> None:
         from keras_mtl.backend import all_finite
 
         ok = all_finite(grads)
+        context = _replica_context()
+        if (
+            context is not None
+            and not tf.__internal__.distribute.strategy_supports_no_merge_call()
+        ):
+            # Every replica skips or steps together; the cond runs in the
+            # cross-replica context, as the optimizer's update all-reduces
+            # (Keras's LossScaleOptimizer does the same).
+            ok = context.all_reduce("SUM", tf.cast(tf.logical_not(ok), tf.int32)) == 0
+            report(ok)
+
+            def across(strategy: Any, ok: Any, grads: Any, variables: Any) -> Any:
+                def step() -> Any:
+                    strategy.extended.call_for_each_replica(
+                        original, args=(grads, variables)
+                    )
+                    return tf.constant(True)
+
+                first = strategy.experimental_local_results(ok)[0]
+                return tf.cond(first, step, lambda: tf.constant(False))
+
+            return context.merge_call(across, args=(ok, grads, trainable_variables))
         report(ok)
 
         def step() -> Any:

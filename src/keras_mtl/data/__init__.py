@@ -33,6 +33,7 @@ from keras_mtl.data import files, tweeteval
 from keras_mtl.data.arrays import ArrayBatches
 from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches, text_lengths
 from keras_mtl.data.mixing import MixedBatches, Source, missing_label
+from keras_mtl.data.packed import PackedTexts
 from keras_mtl.data.vocabulary import WordVocabulary
 from keras_mtl.task import Task, closest
 from keras_mtl.text import encode_bytes
@@ -617,6 +618,7 @@ __all__ = [
     "Data",
     "InputFiller",
     "MixedBatches",
+    "PackedTexts",
     "Source",
     "Split",
     "TWEET_BUCKETS",

@@ -49,7 +49,13 @@ class ArrayBatches(keras.utils.PyDataset):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        as_np = lambda tree: keras.tree.map_structure(np.asarray, tree)  # noqa: E731
+        from keras_mtl.data.packed import PackedTexts
+
+        def as_np(tree: Any) -> Any:
+            return keras.tree.map_structure(
+                lambda a: a if isinstance(a, PackedTexts) else np.asarray(a), tree
+            )
+
         self.x = as_np(x)
         self.y = None if y is None else as_np(y)
         self.sample_weight = None if sample_weight is None else as_np(sample_weight)

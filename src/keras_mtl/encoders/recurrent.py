@@ -91,26 +91,35 @@ class LSTMEncoder(_Recurrent):
         one-hot ids, where x W is a row lookup of W: one_hot(ids) W = W[ids],
         instead of a 256-wide product per step)."""
         cell = self.rnn.cell
+        started = self.padding_mask(inputs)
+        # Input gate shut (sigmoid(-1e4) = 0) on leading padding: from the
+        # zero state, c and h stay exactly 0, and every gradient through the
+        # step is 0.
+        shut = ops.concatenate(
+            [ops.full((1, self.units), -1e4), ops.zeros((1, 3 * self.units))],
+            axis=-1,
+        )
+        shut = ops.cast(shut, cell.kernel.dtype)
         if self.symbols == "onehot":
+            # Rows of [0; W[1:]; shut]: id 0 is a zero one-hot row, and
+            # leading padding reads the shut row (one lookup, no masks).
             ids = ops.cast(inputs, "int32")
-            keep = ops.cast(ops.expand_dims(ids > 0, -1), cell.kernel.dtype)
-            projected, sequence = ops.take(cell.kernel, ids, axis=0) * keep, None
+            rows = [ops.zeros_like(cell.kernel[:1]), cell.kernel[1:]]
+            if started is not None:
+                rows.append(shut)
+                ids = ops.where(started, ids, self.vocab_size)
+            projected = ops.take(ops.concatenate(rows, axis=0), ids, axis=0)
+            sequence = None
         else:
             sequence = (
                 inputs if self.symbol_layer is None else self.symbol_layer(inputs)
             )
             projected = ops.matmul(sequence, cell.kernel)
+            if started is not None:
+                pad = 1.0 - ops.cast(ops.expand_dims(started, -1), projected.dtype)
+                projected = projected + pad * shut
         if cell.use_bias:
             projected = projected + cell.bias
-        started = self.padding_mask(inputs)
-        if started is not None:
-            # Input gate shut (sigmoid(-1e4) = 0): from the zero state, c and
-            # h stay exactly 0, and every gradient through the step is 0.
-            shut = ops.concatenate(
-                [ops.full((self.units,), -1e4), ops.zeros((3 * self.units,))]
-            )
-            pad = 1.0 - ops.cast(ops.expand_dims(started, -1), projected.dtype)
-            projected = projected + pad * ops.cast(shut, projected.dtype)
         return projected, sequence
 
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:

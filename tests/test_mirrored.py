@@ -1,0 +1,62 @@
+"""TensorFlow's `tf.distribute.MirroredStrategy`: plain compile and every
+loss-weighting balancer give the same update on 2 replicas as on one for the
+same global batch, with partially labelled tasks and the non-finite guard
+on; the gradient methods refuse with a clear message. Each replica count
+runs in its own process: TensorFlow fixes its logical devices when it
+starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mtl import balancers
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.model,
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="tf.distribute strategies run on the TensorFlow backend",
+    ),
+]
+WORKER = Path(__file__).with_name("mirrored_worker.py")
+LOSS_LEVEL = [k for k, b in balancers.BALANCERS.items() if b.level == "loss"]
+
+
+def _run(n: int, out: Path, names: list[str]) -> dict[str, np.ndarray]:
+    cmd = [sys.executable, str(WORKER), str(n), str(out), ",".join(names)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_loss_weighting_updates_alike_on_1_and_2_replicas(tmp_path):
+    names = ["none", "skip", *LOSS_LEVEL, "pcgrad"]
+    one = _run(1, tmp_path / "one.npz", names)
+    two = _run(2, tmp_path / "two.npz", names)
+    for name in ["none", "skip", *LOSS_LEVEL]:
+        assert name in one and name in two, (
+            one.get(f"{name}/error"),
+            two.get(f"{name}/error"),
+        )
+        np.testing.assert_allclose(two[name], one[name], atol=2e-6, err_msg=name)
+        # The reported loss is the global batch's too.
+        np.testing.assert_allclose(
+            two[f"{name}/loss"], one[f"{name}/loss"], rtol=1e-5, err_msg=name
+        )
+    # The runs moved the weights: equal updates are not equal non-updates.
+    assert not np.allclose(one["ew"], one["fixed"])
+    # A step with a NaN on one replica is skipped by both (else the weights
+    # would differ from the one-replica run).
+    assert np.isfinite(two["skip"]).all() and np.isfinite(one["skip"]).all()
+    assert not np.allclose(one["skip"], one["none"])
+    assert "pcgrad" in one
+    message = str(two["pcgrad/error"])
+    assert "'pcgrad'" in message and "2 replicas" in message, message
