@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # A script the distribution test runs in subprocesses, not a test module.
-collect_ignore = ["distribution_worker.py"]
+collect_ignore = ["distribution_worker.py", "mirrored_worker.py", "torch_ddp_worker.py"]
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,23 @@ def test_binary_nan_and_minus_one_are_skipped():
     assert float(as_numpy(loss)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_non_finite_prediction_gives_a_nan_loss_only_where_labelled():
+    """On every backend (PyTorch's binary cross-entropy raises on NaN
+    probabilities): NaN for a labelled sample, nothing for an unlabelled."""
+    p = np.array([0.8, np.nan, 0.3], "float32").reshape(-1, 1)
+    loss, _ = task_loss(Task("t"), BCE, np.array([1.0, 0.0, 0.0], "float32"), p)
+    assert np.isnan(float(as_numpy(loss)))
+    masked = np.array([1.0, np.nan, 0.0], "float32")
+    loss, count = task_loss(Task("t"), BCE, masked, p)
+    expected = bce(np.array([1.0, 0.0]), np.array([0.8, 0.3])).mean()
+    assert float(as_numpy(count)) == 2
+    assert float(as_numpy(loss)) == pytest.approx(expected, rel=1e-5)
+    scores = np.array([[0.2, np.inf, 0.1], [0.5, 0.3, 0.2]], "float32")
+    sparse = unreduced("sparse_categorical_crossentropy")
+    loss, _ = task_loss(Task("k", "multiclass", num_classes=3), sparse, [0, 1], scores)
+    assert np.isnan(float(as_numpy(loss)))
+
+
 def test_integer_labels_use_minus_one():
     task = Task("t")
     y = np.array([1, -1, 0], "int32")

@@ -4,6 +4,10 @@ worker has set its backend and devices."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 import keras_mtl
@@ -30,3 +34,59 @@ def problem() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     y["up"][:7] = np.nan
     y["kind"][20:25] = -1
     return x, y
+
+
+def train_each(
+    names: list[str],
+    scope: Callable[[], Any] = contextlib.nullcontext,
+    rows: Callable[[np.ndarray], np.ndarray] | None = None,
+    batch_size: int = 16,
+) -> dict[str, np.ndarray]:
+    """Trains the problem once per name (a balancer; "none": plain
+    `compile`; "skip": plain, `on_nonfinite="skip"`, input 28 NaN, in the
+    second half of the second batch of 16) for 2 epochs of SGD without
+    shuffling, and returns each run's final weights and loss history, or
+    its error's first line ("NAME/error").
+
+    Args:
+        names: The runs.
+        scope: Entered while the model is built and compiled.
+        rows: Picks this process's samples (all by default).
+        batch_size: Samples per step in this process.
+    """
+    import keras
+
+    from keras_mtl import balancers
+
+    x, y = problem()
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        keras.utils.set_random_seed(3)
+        with scope():
+            shared = keras.layers.Dense(8, activation="tanh", name="shared")
+            model = keras_mtl.build_model({"v": (6,)}, shared, TASKS)
+            plain = name in ("none", "skip")
+            balancer = None if plain else balancers.get(name, **PARAMS.get(name, {}))
+            guard = "skip" if name == "skip" else "stop"
+            model.compile(
+                keras.optimizers.SGD(0.1), balancer=balancer, on_nonfinite=guard
+            )
+        inputs = {"v": x["v"].copy()}
+        if name == "skip":
+            inputs["v"][28, 0] = np.nan
+        mine = np.arange(32) if rows is None else rows(np.arange(32))
+        try:
+            history = model.fit(
+                {k: v[mine] for k, v in inputs.items()},
+                {k: v[mine] for k, v in y.items()},
+                batch_size=batch_size,
+                epochs=2,
+                shuffle=False,
+                verbose=0,
+            )
+        except Exception as error:  # noqa: BLE001
+            out[f"{name}/error"] = np.array(str(error).splitlines()[0][:400])
+            continue
+        out[name] = np.concatenate([w.ravel() for w in model.get_weights()])
+        out[f"{name}/loss"] = np.array(history.history["loss"])
+    return out

@@ -128,11 +128,17 @@ def task_loss(
     (0.1643, 2)
     """
     safe = labels(task, y_true, y_pred, sample_weight)
+    # A non-finite prediction gives a NaN loss: the loss function sees 0.5
+    # there (PyTorch's binary cross-entropy raises on NaN probabilities).
+    bad = ops.logical_not(ops.isfinite(y_pred))
+    y_pred = ops.where(bad, ops.cast(0.5, y_pred.dtype), y_pred)
     if task.sparse_labels:
         per_label = loss_fn(safe.y, y_pred)
+        bad = ops.any(bad, axis=-1)
     else:
         per_label = loss_fn(ops.expand_dims(safe.y, -1), ops.expand_dims(y_pred, -1))
     per_label = ops.cast(per_label, safe.weight.dtype)
+    per_label = ops.where(bad, ops.cast(float("nan"), per_label.dtype), per_label)
     # `where`, not a product: a loss that is inf on a replaced label must not
     # turn 0 * inf into NaN.
     total = ops.sum(

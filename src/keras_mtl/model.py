@@ -435,7 +435,7 @@ class MultiTaskModel(keras.Model):
         losses, counts = self.task_losses(y, y_pred, sample_weight)
         # The replica's own losses: metrics sum their states across replicas.
         self._compile_metrics.update_losses(losses, counts)
-        losses, counts, replicas = mtl_backend.global_task_losses(losses, counts)
+        losses, counts, scale = mtl_backend.global_task_losses(losses, counts)
         scaled = [
             w * loss for w, loss in zip(self._task_loss_weights, losses, strict=True)
         ]
@@ -451,9 +451,9 @@ class MultiTaskModel(keras.Model):
             self._compile_metrics.update_balance(balancing.metric_values(weights, None))
             # Gradient of the objective, value of the weighted sum.
             total = objective - ops.stop_gradient(objective) + ops.stop_gradient(total)
-        # Replicas' gradients are summed: each contributes 1/replicas of the
-        # global objective (Keras reports the loss times replicas).
-        return (total + extra) / replicas if replicas > 1 else total + extra
+        # Where replicas' gradients are summed, each contributes 1/replicas
+        # of the global objective (Keras reports the loss times replicas).
+        return (total + extra) * scale if scale != 1.0 else total + extra
 
     def compute_metrics(
         self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None

@@ -78,15 +78,17 @@ def train_step(model: Any, *args: Any) -> Any:
 
 def global_task_losses(
     losses: list[Any], counts: list[Any]
-) -> tuple[list[Any], list[Any], int]:
+) -> tuple[list[Any], list[Any], float]:
     """The tasks' masked mean losses and labelled counts over the global
-    batch, and the number of replicas computing this step. Where each
-    replica runs the step on its share of the batch (`tf.distribute` on
-    TensorFlow), the labelled sums and counts are all-reduced; JAX's
-    `keras.distribution` computes on global arrays already, and elsewhere
-    one process runs the step: `(losses, counts, 1)`."""
+    batch, and the factor the step's loss takes. Where each replica runs
+    the step on its share of the batch (`tf.distribute` on TensorFlow, a
+    `torch.distributed` process group on PyTorch), the labelled sums and
+    counts are all-reduced, and the factor is 1/replicas where the
+    optimizer sums the replicas' gradients (TensorFlow; on PyTorch the
+    optimizer averages them). JAX's `keras.distribution` computes on
+    global arrays already: `(losses, counts, 1.0)`."""
     fn = getattr(module(), "global_task_losses", None)
-    return (losses, counts, 1) if fn is None else fn(losses, counts)
+    return (losses, counts, 1.0) if fn is None else fn(losses, counts)
 
 
 def all_finite(grads: Sequence[Any]) -> Any:

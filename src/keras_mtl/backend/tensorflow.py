@@ -162,20 +162,21 @@ def replicas() -> int:
 
 def global_task_losses(
     losses: list[Any], counts: list[Any]
-) -> tuple[list[Any], list[Any], int]:
+) -> tuple[list[Any], list[Any], float]:
     """Each task's masked mean over the global batch, from every replica's
     share: the sums of labelled losses and the labelled counts all-reduced
-    (the all-reduce passes gradients back to every replica)."""
+    (the all-reduce passes gradients back to every replica). The loss
+    scale is 1/replicas: the optimizer sums the replicas' gradients."""
     n = replicas()
     if n == 1:
-        return losses, counts, 1
+        return losses, counts, 1.0
     context = tf.distribute.get_replica_context()
     total = context.all_reduce("SUM", tf.stack(counts))
     sums = context.all_reduce(
         "SUM",
         tf.stack([loss * count for loss, count in zip(losses, counts, strict=True)]),
     )
-    return tf.unstack(sums / tf.maximum(total, 1.0)), tf.unstack(total), n
+    return tf.unstack(sums / tf.maximum(total, 1.0)), tf.unstack(total), 1.0 / n
 
 
 def guard_optimizer(optimizer: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,6 +56,13 @@ def _filled(grads: Sequence[Any], shapes: Sequence[tuple], device: Any) -> list[
 
 def train_step(model: Any, data: Any) -> dict:
     balancing: bal.Balancing = model._balancing
+    if replicas() > 1:
+        raise ValueError(
+            f"The balancer {balancing.balancer.key!r} works on per-task "
+            f"gradients, which are not all-reduced across the {replicas()} "
+            "processes of torch.distributed: train it in one process, or on "
+            "the JAX backend with keras.distribution (docs/distribution.md)."
+        )
     split = balancing.split
     k = balancing.num_tasks
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -170,10 +178,62 @@ def train_step(model: Any, data: Any) -> dict:
         return model.compute_metrics(x, y, [p.detach() for p in preds], sample_weight)
 
 
+def replicas() -> int:
+    """Processes training together (`torch.distributed`'s world size once a
+    process group is initialized), else 1."""
+    distributed = torch.distributed
+    if distributed.is_available() and distributed.is_initialized():
+        return int(distributed.get_world_size())
+    return 1
+
+
+def global_task_losses(
+    losses: list[Any], counts: list[Any]
+) -> tuple[list[Any], list[Any], float]:
+    """Each task's masked mean over every process's batch: the labelled
+    sums and counts all-reduced (the sums through the differentiable
+    all-reduce, whose gradient is all-reduced back)."""
+    world = replicas()
+    if world == 1:
+        return losses, counts, 1.0
+    from torch.distributed.nn.functional import all_reduce
+
+    total = torch.stack([torch.as_tensor(c) for c in counts]).detach().clone()
+    torch.distributed.all_reduce(total)
+    with warnings.catch_warnings():  # its private successor has no gradient
+        warnings.simplefilter("ignore", FutureWarning)
+        sums = all_reduce(
+            torch.stack(
+                [loss * count for loss, count in zip(losses, counts, strict=True)]
+            )
+        )
+    means = sums / torch.clamp(total, min=1.0)
+    return list(means.unbind()), list(total.unbind()), 1.0
+
+
+def _average_across_processes(grads: Any) -> list[Any]:
+    """The mean of every process's gradients (DistributedDataParallel's
+    reduction): every process applies the same update. Each process's
+    loss holds the global task losses, whose all-reduce sends every
+    process's gradient back to all of them, so the mean is the global
+    batch's gradient."""
+    world = replicas()
+    out = []
+    for g in grads:
+        if g is not None:
+            g = g.clone()
+            torch.distributed.all_reduce(g)
+            g = g / world
+        out.append(g)
+    return out
+
+
 def guard_optimizer(optimizer: Any) -> None:
     original = type(optimizer).apply.__get__(optimizer)
 
     def apply(grads: Any, trainable_variables: Any = None) -> Any:
+        if replicas() > 1:
+            grads = _average_across_processes(grads)
         report = optimizer.__dict__.get("_mtl_report")
         if report is None:
             return original(grads, trainable_variables)

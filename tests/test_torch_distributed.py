@@ -1,0 +1,76 @@
+"""PyTorch with a `torch.distributed` process group (gloo, two CPU
+processes, each on its half of every batch): plain compile and every
+loss-weighting balancer give the same update as one process on the whole
+batches, with partially labelled tasks and a NaN on one process skipped
+by both; the gradient methods refuse with a clear message."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mtl import balancers
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        keras.backend.backend() != "torch",
+        reason="torch.distributed process groups run on the PyTorch backend",
+    ),
+]
+WORKER = Path(__file__).with_name("torch_ddp_worker.py")
+LOSS_LEVEL = [k for k, b in balancers.BALANCERS.items() if b.level == "loss"]
+NAMES = ["none", "skip", *LOSS_LEVEL, "pcgrad"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(world: int, out: Path) -> tuple[dict[str, np.ndarray], str]:
+    port = str(_free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(rank), str(world), port, str(out)]
+            + [",".join(NAMES)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(world)
+    ]
+    errors = ""
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        errors += err
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}, errors
+
+
+def test_loss_weighting_updates_alike_in_1_and_2_processes(tmp_path):
+    one, _ = _run(1, tmp_path / "one.npz")
+    two, errors = _run(2, tmp_path / "two.npz")
+    for name in NAMES[:-1]:
+        assert name in one and name in two, two.get(f"{name}/error")
+        np.testing.assert_allclose(two[name], one[name], atol=2e-6, err_msg=name)
+        # The reported loss is the whole batch's too.
+        np.testing.assert_allclose(
+            two[f"{name}/loss"], one[f"{name}/loss"], rtol=1e-5, err_msg=name
+        )
+    assert not np.allclose(one["ew"], one["fixed"])
+    # The NaN on one process is skipped by both, the weights stay finite.
+    assert np.isfinite(two["skip"]).all()
+    assert not np.allclose(one["skip"], one["none"])
+    assert "pcgrad" in one
+    message = str(two["pcgrad/error"])
+    assert "'pcgrad'" in message and "2 processes of torch.distributed" in message
+    assert "rank 1, pcgrad/error" in errors  # both processes refuse
