@@ -41,6 +41,7 @@ def train_each(
     scope: Callable[[], Any] = contextlib.nullcontext,
     rows: Callable[[np.ndarray], np.ndarray] | None = None,
     batch_size: int = 16,
+    after: Callable[[str, Any], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Trains the problem once per name (a balancer; "none": plain
     `compile`; "skip": plain, `on_nonfinite="skip"`, input 28 NaN, in the
@@ -53,6 +54,8 @@ def train_each(
         scope: Entered while the model is built and compiled.
         rows: Picks this process's samples (all by default).
         batch_size: Samples per step in this process.
+        after: Called with (name, trained model); its entries join the
+            returned ones.
     """
     import keras
 
@@ -89,4 +92,6 @@ def train_each(
             continue
         out[name] = np.concatenate([w.ravel() for w in model.get_weights()])
         out[f"{name}/loss"] = np.array(history.history["loss"])
+        if after is not None:
+            out.update(after(name, model))
     return out

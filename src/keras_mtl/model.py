@@ -435,7 +435,7 @@ class MultiTaskModel(keras.Model):
         losses, counts = self.task_losses(y, y_pred, sample_weight)
         # The replica's own losses: metrics sum their states across replicas.
         self._compile_metrics.update_losses(losses, counts)
-        losses, counts, scale = mtl_backend.global_task_losses(losses, counts)
+        losses, counts, scale = mtl_backend.global_task_losses(losses, counts, training)
         scaled = [
             w * loss for w, loss in zip(self._task_loss_weights, losses, strict=True)
         ]

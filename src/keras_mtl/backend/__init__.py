@@ -77,7 +77,7 @@ def train_step(model: Any, *args: Any) -> Any:
 
 
 def global_task_losses(
-    losses: list[Any], counts: list[Any]
+    losses: list[Any], counts: list[Any], training: bool = True
 ) -> tuple[list[Any], list[Any], float]:
     """The tasks' masked mean losses and labelled counts over the global
     batch, and the factor the step's loss takes. Where each replica runs
@@ -85,10 +85,11 @@ def global_task_losses(
     `torch.distributed` process group on PyTorch), the labelled sums and
     counts are all-reduced, and the factor is 1/replicas where the
     optimizer sums the replicas' gradients (TensorFlow; on PyTorch the
-    optimizer averages them). JAX's `keras.distribution` computes on
-    global arrays already: `(losses, counts, 1.0)`."""
+    optimizer averages them; outside training, each process keeps its own,
+    so that one process may evaluate alone). JAX's `keras.distribution`
+    computes on global arrays already: `(losses, counts, 1.0)`."""
     fn = getattr(module(), "global_task_losses", None)
-    return (losses, counts, 1.0) if fn is None else fn(losses, counts)
+    return (losses, counts, 1.0) if fn is None else fn(losses, counts, training)
 
 
 def all_finite(grads: Sequence[Any]) -> Any:

@@ -161,12 +161,15 @@ def replicas() -> int:
 
 
 def global_task_losses(
-    losses: list[Any], counts: list[Any]
+    losses: list[Any], counts: list[Any], training: bool
 ) -> tuple[list[Any], list[Any], float]:
     """Each task's masked mean over the global batch, from every replica's
     share: the sums of labelled losses and the labelled counts all-reduced
     (the all-reduce passes gradients back to every replica). The loss
-    scale is 1/replicas: the optimizer sums the replicas' gradients."""
+    scale is 1/replicas: the optimizer sums the replicas' gradients, and
+    Keras reports the loss times replicas. In evaluation too: the strategy
+    runs every replica's step together."""
+    del training
     n = replicas()
     if n == 1:
         return losses, counts, 1.0

@@ -188,13 +188,15 @@ def replicas() -> int:
 
 
 def global_task_losses(
-    losses: list[Any], counts: list[Any]
+    losses: list[Any], counts: list[Any], training: bool
 ) -> tuple[list[Any], list[Any], float]:
-    """Each task's masked mean over every process's batch: the labelled
-    sums and counts all-reduced (the sums through the differentiable
-    all-reduce, whose gradient is all-reduced back)."""
+    """In training, each task's masked mean over every process's batch: the
+    labelled sums and counts all-reduced (the sums through the
+    differentiable all-reduce, whose gradient is all-reduced back). Outside
+    training, the process's own: `evaluate` in one process alone must not
+    wait for the others."""
     world = replicas()
-    if world == 1:
+    if world == 1 or not training:
         return losses, counts, 1.0
     from torch.distributed.nn.functional import all_reduce
 
