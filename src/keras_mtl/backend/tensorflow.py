@@ -193,14 +193,15 @@ def guard_optimizer(optimizer: Any) -> None:
 
         ok = all_finite(grads)
         context = _replica_context()
+        if context is not None:
+            # Every replica skips or steps together.
+            ok = context.all_reduce("SUM", tf.cast(tf.logical_not(ok), tf.int32)) == 0
         if (
             context is not None
             and not tf.__internal__.distribute.strategy_supports_no_merge_call()
         ):
-            # Every replica skips or steps together; the cond runs in the
-            # cross-replica context, as the optimizer's update all-reduces
-            # (Keras's LossScaleOptimizer does the same).
-            ok = context.all_reduce("SUM", tf.cast(tf.logical_not(ok), tf.int32)) == 0
+            # The cond runs in the cross-replica context, as the optimizer's
+            # update all-reduces (Keras's LossScaleOptimizer does the same).
             report(ok)
 
             def across(strategy: Any, ok: Any, grads: Any, variables: Any) -> Any:
