@@ -19,6 +19,7 @@ shown apart. The final validation accuracy and AUC of every
 run, over two seeds, say whether the bucketed runs learn the same.
 
     python benchmarks/pipeline.py [--pairs 4096] [--epochs 6] [--seeds 0,1]
+        [--runs "padded fit,bucketed fit"]
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--runs", default=",".join(RUNS), help="which runs, by name")
     args = parser.parse_args()
+    unknown = [n for n in args.runs.split(",") if n not in RUNS]
+    if unknown:
+        parser.error(f"--runs: no run {unknown[0]!r}; the runs are {', '.join(RUNS)}.")
     runs = {name: RUNS[name] for name in args.runs.split(",")}
     seeds = [int(s) for s in args.seeds.split(",")]
     data = tweet_pairs.load(
