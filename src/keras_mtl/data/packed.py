@@ -18,6 +18,12 @@ import numpy as np
 _CHUNK = 1 << 16
 
 
+def _within(kept: np.ndarray) -> np.ndarray:
+    """0, 1, ..., k - 1 for each count k in `kept`, end to end: each byte's
+    place in its text."""
+    return np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+
+
 class PackedTexts:
     """Byte ids of texts, stored end to end, read as pre-padded rows.
 
@@ -55,10 +61,10 @@ class PackedTexts:
                 f"offsets must increase to the {len(self.flat)} bytes of flat, "
                 f"ending at {int(self.offsets[-1])}."
             )
-        if self.width < 1 or self.lengths().max(initial=0) > self.width:
+        longest = int(self.lengths().max(initial=0))
+        if self.width < 1 or longest > self.width:
             raise ValueError(
-                f"width {self.width} must hold the longest text "
-                f"({int(self.lengths().max(initial=0))} bytes)."
+                f"width {self.width} must hold the longest text ({longest} bytes)."
             )
 
     @classmethod
@@ -112,7 +118,7 @@ class PackedTexts:
             part = rows[start : start + _CHUNK]
             begins, kept = self._spans(part, width)
             which = np.repeat(np.arange(len(part)), kept)
-            within = np.arange(len(which)) - np.repeat(np.cumsum(kept) - kept, kept)
+            within = _within(kept)
             out[start + which, width - kept[which] + within] = self.flat[
                 begins[which] + within
             ]
@@ -128,9 +134,7 @@ class PackedTexts:
         for start in range(0, len(rows), _CHUNK):
             part = rows[start : start + _CHUNK]
             kept = lengths[start : start + _CHUNK]
-            within = np.arange(int(kept.sum())) - np.repeat(
-                np.cumsum(kept) - kept, kept
-            )
+            within = _within(kept)
             source = np.repeat(self.offsets[part], kept) + within
             stop = min(start + _CHUNK, len(rows))
             flat[offsets[start] : offsets[stop]] = self.flat[source]
