@@ -79,7 +79,27 @@ def test_train_evaluate_predict_plot(tmp_path, capsys):
         "multi_task",
         "single_task:positive",
         "single_task:strong",
+        "bag_of_words",
     }
+    # The yardstick row is scikit-learn's TF-IDF + balanced logistic
+    # regression fitted on the same training texts.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = (
+        pd.read_csv(tmp_path / "train.csv"),
+        pd.read_csv(tmp_path / "test.csv"),
+    )
+    for task in ("positive", "strong"):
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2))
+        classifier = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+        classifier.fit(vectorizer.fit_transform(train["text"]), train[task])
+        expected = (
+            classifier.predict(vectorizer.transform(test["text"])) == test[task]
+        ).mean()
+        row = result["summary"]["bag_of_words"]["test"][task]["accuracy"]
+        assert row["mean"] == pytest.approx(expected) and row["n"] == 1
+    assert "bag_of_words" in (out / "results.md").read_text()
     assert "test" in result["delta_m"]
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "Δm%" in (out / "results.md").read_text()

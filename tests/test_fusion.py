@@ -106,17 +106,21 @@ def test_sum_with_mismatched_widths_fails_at_build_time():
     )
 
 
-def test_pair_needs_two_inputs():
-    with pytest.raises(
-        ValueError,
-        match="Fusion 'pair' needs exactly 2 inputs per task, but task 't' names 1: a.",
-    ):
-        build_model(
-            {"a": (3,), "b": (3,)},
-            keras.layers.Dense(2),
-            [Task("t", inputs=["a"])],
-            fusion="pair",
-        )
+def test_one_input_task_reads_its_encoding_under_a_pair_fusion():
+    # Auxiliary per-input tasks beside a pair task: the pair task gets
+    # [a, b, |a-b|, a*b], a task reading one input gets that input's encoding.
+    encoder = keras.layers.Dense(2, use_bias=False, kernel_initializer="ones")
+    model = build_model(
+        {"a": (3,), "b": (3,)},
+        encoder,
+        [Task("on_a", inputs=["a"]), Task("both")],
+        fusion="pair",
+    )
+    head_a = model.get_layer("on_a").output_layer
+    head_both = model.get_layer("both").output_layer
+    assert head_a.kernel.shape == (2, 1)
+    assert head_both.kernel.shape == (8, 1)
+    assert len([x for x in model.layers if isinstance(x, fusion.PairFeatures)]) == 1
 
 
 def test_per_input_pairing_needs_as_many_tasks_as_inputs():

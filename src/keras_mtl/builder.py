@@ -120,6 +120,8 @@ def _reads(
             reads[task.name] = [names[i]]
         else:
             reads[task.name] = list(names)
+        if len(reads[task.name]) == 1 and fusion.min_inputs > 1:
+            continue  # One encoding needs no fusion: the head reads it as is.
         widths = [encoded[n].shape[-1] for n in reads[task.name]]
         fusion.check(task.name, reads[task.name], widths)
     return reads
@@ -152,7 +154,9 @@ def build_model(
         fusion: A `keras_mtl.fusion` layer or its name (`"concatenate"`,
             `"per_input"`, `"sum"`, `"mean"`, `"product"`,
             `"abs_difference"`, `"pair"`), applied once per distinct set of
-            inputs that tasks read.
+            inputs that tasks read. A task that reads one input under a
+            fusion of two or more (`"pair"`, `"abs_difference"`, ...) reads
+            that input's encoding as it is.
         heads: Optional head layers by task name, replacing the default
             `TaskHead` (hidden layers from `Task.hidden`, then an output
             layer of the task's width and activation). A custom head must
@@ -187,7 +191,11 @@ def build_model(
     for task in tasks:
         key = tuple(reads[task.name])
         if key not in fused:
-            fused[key] = fusion_layer([encoded[n] for n in key])
+            fused[key] = (
+                encoded[key[0]]
+                if len(key) == 1 and fusion_layer.min_inputs > 1
+                else fusion_layer([encoded[n] for n in key])
+            )
     features = {task.name: fused[tuple(reads[task.name])] for task in tasks}
     arch = None
     if architecture is not None:

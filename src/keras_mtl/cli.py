@@ -45,10 +45,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="train the seed's two models and a better one on real tweet pairs",
-        description="Trains Case 1 (concatenate), Case 2 (per input) and a pair-fusion model "
-        "on real tweet pairs, and a bag-of-words yardstick; prints per-task scores, "
-        "dependency maps and conclusions.",
+        help="train the seed's two models and better ones on real tweet pairs",
+        description="Trains Case 1 (concatenate), Case 2 (per input), a pair-fusion model "
+        "and the same with each tweet's sentiment as auxiliary tasks on real tweet "
+        "pairs, and a bag-of-words yardstick; prints per-task scores, dependency maps "
+        "and conclusions.",
     )
     demo.add_argument(
         "--out", default="demo-out", help="output folder (default demo-out)"
@@ -56,7 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick", action="store_true", help="a small run for a first look"
     )
-    demo.add_argument("--epochs", type=_positive, help="training epochs per model")
+    demo.add_argument(
+        "--epochs",
+        type=_positive,
+        help="training epochs per model (default: early stopping on the validation "
+        "loss; 1 for the LSTM)",
+    )
+    demo.add_argument(
+        "--encoder",
+        choices=["ngrams", "lstm"],
+        default="ngrams",
+        help="the shared text encoder: hashed n-grams (default) or the seed's LSTM(64)",
+    )
     demo.add_argument("--train-pairs", type=_positive, help="training pairs")
     demo.add_argument("--batch-size", type=_positive, help="batch size")
     demo.add_argument("--seed", type=int, default=0, help="seed of data and weights")
@@ -141,7 +153,9 @@ def _demo(args: argparse.Namespace) -> int:
     from keras_mtl.demo import DemoSettings, run
 
     settings = (
-        DemoSettings.quick(args.seed) if args.quick else DemoSettings(seed=args.seed)
+        DemoSettings.quick(args.seed, args.encoder)
+        if args.quick
+        else DemoSettings(seed=args.seed, encoder=args.encoder)
     )
     overrides = {
         k: v

@@ -68,6 +68,7 @@ TRAINING_KEYS = (
     "temperature",
     "checkpoint_every",
     "buckets",
+    "class_weight",
 )
 TRAINING_TYPES = {
     "epochs": "int",
@@ -81,6 +82,7 @@ TRAINING_TYPES = {
     "temperature": "float",
     "checkpoint_every": "int | str",
     "buckets": "list",
+    "class_weight": "str | dict",
 }
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
 COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
@@ -431,6 +433,21 @@ class Config:
                         f"[{section}].{key}",
                         f"must be a whole number >= 1, got {value!r}.",
                     )
+        weights = d.get("training", {}).get("class_weight")
+        if weights is not None:
+            names = [t.get("name") for t in tasks]
+            if isinstance(weights, str) and weights != "balanced":
+                raise self.error(
+                    "[training].class_weight",
+                    f'must be "balanced" or a table by task name, got {weights!r}.',
+                )
+            for name in weights if isinstance(weights, dict) else []:
+                if name not in names:
+                    raise self.error(
+                        f"[training].class_weight.{name}",
+                        f"names no task{closest(name, names)}; the tasks are "
+                        f"{', '.join(names)}.",
+                    )
         buckets = d.get("training", {}).get("buckets")
         if buckets is not None:
             from keras_mtl.data.buckets import bucket_problem
@@ -607,7 +624,7 @@ class Config:
 
 def _compile_signature(
     self: Any,
-    optimizer: Any = "rmsprop",
+    optimizer: Any = None,
     loss: Any = None,
     loss_weights: Any = None,
     metrics: Any = None,

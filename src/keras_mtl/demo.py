@@ -1,12 +1,15 @@
-"""`mtl demo`: the seed's two models and a better one, trained on real tweet pairs.
+"""`mtl demo`: the seed's two models and better ones, trained on real tweet pairs.
 
-Trains, with the seed's settings (shared LSTM(64) over 280 one-hot bytes,
-RMSprop, binary cross-entropy), Case 1 (concatenation), Case 2 (each head
-reads one tweet) and a model that goes past the seed (pair fusion
-[a, b, |a-b|, a*b] and a hidden layer per head), plus a bag-of-words
-logistic-regression yardstick. Prints each task's test accuracy, AUC and
-base rate, each model's dependency map, and conclusions drawn from those
-numbers; writes diagrams, saved models and `summary.json`.
+Trains Case 1 (concatenation), Case 2 (each head reads one tweet), a model
+that goes past the seed (pair fusion [a, b, |a-b|, a*b] and a hidden layer
+per head), and the same model with each tweet's sentiment as auxiliary
+tasks, all sharing one text encoder: by default the bag of hashed n-grams
+(`keras_mtl.encoders.NgramEncoder`), or with `encoder="lstm"` the seed's own
+LSTM(64) over 280 one-hot bytes with the seed's compile call (RMSprop,
+binary cross-entropy). Beside them a bag-of-words logistic-regression
+yardstick. Prints each task's test accuracy, AUC and base rate, each
+model's dependency map, and conclusions drawn from those numbers; writes
+diagrams, saved models and `summary.json`.
 """
 
 from __future__ import annotations
@@ -25,42 +28,115 @@ import numpy as np
 
 from keras_mtl import presets
 from keras_mtl.analysis import DependencyMap, dependency_map
+from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches
 from keras_mtl.datasets import tweet_pairs
+from keras_mtl.encoders import NgramEncoder
 from keras_mtl.model import MultiTaskModel
 from keras_mtl.scoring import accuracy, base_rate, roc_auc
 from keras_mtl.task import Task
 
 TASKS = [Task(name) for name in presets.TASKS]
 MODELS = {
-    "case1": ("Case 1: concatenate", presets.seed_case1),
-    "case2": ("Case 2: per input", presets.seed_case2),
-    "pair": ("Pair fusion + hidden layer", presets.pair_model),
+    "case1": "Case 1: concatenate",
+    "case2": "Case 2: per input",
+    "pair": "Pair fusion + hidden layer",
+    "pair_aux": "Pair + sentiment of a and b (auxiliary)",
+}
+ENCODERS = {
+    "ngrams": "bag of hashed word and character n-grams",
+    "lstm": "the seed's byte-level LSTM(64)",
 }
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """How much the demo trains; defaults fit 5 minutes on 2 CPU cores."""
+    """How much the demo trains; defaults fit 5 minutes on 2 CPU cores.
+
+    `epochs=None` trains each model with the library's defaults (up to 20
+    epochs, early stopping on the validation loss, best weights restored);
+    the LSTM encoder trains one epoch unless told otherwise (an epoch of
+    the seed's LSTM takes about a minute here).
+    """
 
     train_pairs: int = 18000
     val_pairs: int = 1000
     test_pairs: int | None = None
     dependency_pairs: int = 2000
-    epochs: int = 1
-    batch_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
+    encoder: str = "ngrams"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(
+                f"The demo's encoder must be one of {', '.join(ENCODERS)}, got "
+                f"{self.encoder!r}."
+            )
+
+    @property
+    def fit_epochs(self) -> int | None:
+        if self.epochs is None and self.encoder == "lstm":
+            return 1
+        return self.epochs
+
+    @property
+    def fit_batch_size(self) -> int:
+        return self.batch_size or (64 if self.encoder == "lstm" else 128)
+
     @classmethod
-    def quick(cls, seed: int = 0) -> DemoSettings:
+    def quick(cls, seed: int = 0, encoder: str = "ngrams") -> DemoSettings:
         """A small run (well under a minute) for tests and a first look."""
         return cls(
             train_pairs=256,
             val_pairs=128,
             test_pairs=256,
             dependency_pairs=128,
-            epochs=1,
+            epochs=2 if encoder == "ngrams" else 1,
+            encoder=encoder,
             seed=seed,
         )
+
+
+def build(key: str, encoder: str) -> MultiTaskModel:
+    """The demo's model `key` (see `MODELS`) on the given shared encoder.
+
+    The n-gram models take byte ids of any length (the demo feeds them
+    length-bucketed batches); the LSTM models are the seed's, on 280 bytes.
+    """
+    if encoder == "lstm":
+        args: dict[str, Any] = {"byte_ids": True}
+    else:
+        args = {
+            "byte_ids": True,
+            "length": None,
+            "encoder": NgramEncoder(dim=32, buckets=2**16, name="shared_ngrams"),
+        }
+    if key == "case1":
+        return presets.seed_case1(**args)
+    if key == "case2":
+        return presets.seed_case2(**args)
+    auxiliary = presets.sentiment_tasks() if key == "pair_aux" else ()
+    return presets.pair_model(auxiliary=auxiliary, **args)
+
+
+def compile_model(model: MultiTaskModel, key: str, encoder: str) -> None:
+    """The seed's compile call where it applies (both seed cases; every
+    LSTM model), else the library's defaults."""
+    optimizer = "rmsprop" if encoder == "lstm" else None
+    if key in ("case1", "case2"):
+        # The seed's own compile call (its loss and flat metric list).
+        model.compile(
+            optimizer=optimizer, loss="binary_crossentropy", metrics=["accuracy"]
+        )
+    else:
+        model.compile(optimizer=optimizer)
+
+
+def labels(split: tweet_pairs.PairSplit, model: MultiTaskModel) -> dict[str, Any]:
+    """The split's labels of the model's tasks (auxiliary ones included)."""
+    every = {**split.y, **split.sentiment}
+    return {name: every[name] for name in model.task_names}
 
 
 def score_tasks(y: dict[str, np.ndarray], p: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -144,7 +220,7 @@ def conclusions(summary: dict[str, Any]) -> list[str]:
     c2_a = dep("case2", "a_negative", "tweet_b")
     v, _ = verdict("case2", "same_sentiment")
     out.append(
-        "Both seed cases are multi-task: two heads train one shared LSTM. In Case 2 "
+        "Both seed cases are multi-task: two heads train one shared encoder. In Case 2 "
         f"the graph does not connect tweet_a to same_sentiment (swapping tweet_a "
         f"changes its predictions by {c2['mean_abs_change']:.4f}) nor tweet_b to "
         f"a_negative (change {c2_a['mean_abs_change']:.4f}), so same_sentiment "
@@ -178,27 +254,58 @@ def conclusions(summary: dict[str, Any]) -> list[str]:
         f"(AUC {_fmt(scores['pair']['same_sentiment']['auc'])}), {vp}, "
         f"{abs(diff):.3f} {'above' if diff >= 0 else 'below'} Case 1."
     )
+    if "pair_aux" in scores:
+        moves = []
+        for task in ("same_sentiment", "a_negative"):
+            before = scores["pair"][task]["accuracy"]
+            after = scores["pair_aux"][task]["accuracy"]
+            moves.append(
+                f"{task} from {before:.3f} to {after:.3f} ({after - before:+.3f})"
+            )
+        gain = (
+            scores["pair_aux"]["same_sentiment"]["accuracy"]
+            - scores["pair"]["same_sentiment"]["accuracy"]
+        )
+        margin = _chance_margin(0.5, scores["pair"]["same_sentiment"]["n"])
+        why = (
+            "each tweet's own label teaches the encoder what the pair task has to "
+            "compare"
+            if gain > margin
+            else f"within two standard errors ({margin:.3f}) of no change on this run"
+        )
+        out.append(
+            "Adding the sentiment of tweet a and of tweet b as auxiliary tasks on the "
+            f"shared encoder moves {moves[0]} and {moves[1]}: {why}."
+        )
     neg = {k: scores[k]["a_negative"]["accuracy"] for k in scores}
     best = max(neg, key=neg.get)
     out.append(
         "a_negative needs tweet a only: test accuracy "
-        + ", ".join(f"{MODELS[k][0].split(':')[0]} {neg[k]:.3f}" for k in neg)
+        + ", ".join(f"{_short(k)} {neg[k]:.3f}" for k in neg)
         + f" (base rate {scores['case1']['a_negative']['base_rate']:.3f}); best: "
-        f"{MODELS[best][0].split(':')[0]}."
+        f"{_short(best)}."
     )
     yard_neg = yard["a_negative"]["accuracy"]
     yard_same = yard["same_sentiment"]["accuracy"]
     best_same = max(scores[k]["same_sentiment"]["accuracy"] for k in scores)
+    epochs = sorted({m["epochs"] for m in models.values()})
     out.append(
-        f"The bag-of-words yardstick, trained on the same {summary['data']['train_tweets']} "
-        f"training tweets, gets {yard_neg:.3f} on a_negative and {yard_same:.3f} on "
-        f"same_sentiment; the byte-level LSTMs, after {summary['settings']['epochs']} "
+        f"The bag-of-words yardstick, trained on the sentiment of the same "
+        f"{summary['data']['train_tweets']} training tweets, gets {yard_neg:.3f} on "
+        f"a_negative and {yard_same:.3f} on same_sentiment; the models on "
+        f"{ENCODERS[summary['settings']['encoder']]}, after "
+        f"{'-'.join(str(e) for e in (epochs[0], epochs[-1]) if e) if len(epochs) > 1 else epochs[0]} "
         f"epoch(s) on {summary['settings']['train_pairs']} pairs, are "
         f"{'below' if neg[best] < yard_neg else 'at or above'} it on a_negative "
         f"(best {neg[best]:.3f}) and {'below' if best_same < yard_same else 'at or above'} "
         f"it on same_sentiment (best {best_same:.3f})."
     )
     return out
+
+
+def _short(key: str) -> str:
+    """A model's label up to its colon ("Case 1"), or whole."""
+    return MODELS[key].split(":")[0]
 
 
 def _print_table(console: Any, summary: dict[str, Any]) -> None:
@@ -209,7 +316,7 @@ def _print_table(console: Any, summary: dict[str, Any]) -> None:
         table.add_column(
             column, justify="left" if column in ("model", "task") else "right"
         )
-    rows = [(MODELS[k][0], m["test"]) for k, m in summary["models"].items()]
+    rows = [(MODELS[k], m["test"]) for k, m in summary["models"].items()]
     rows.append(("Bag-of-words yardstick", summary["yardstick"]["test"]))
     for label, test in rows:
         for task, s in test.items():
@@ -242,7 +349,8 @@ def run(settings: DemoSettings, out: Path, console: Any = None) -> dict[str, Any
         f"duplicates merged, {data.conflicting} with conflicting labels dropped); "
         f"{data.truncated} longer than 280 bytes were cut. Pairs: "
         f"{len(data.train)} train, {len(data.val)} validation, {len(data.test)} test; "
-        f"split by tweet (seed {settings.seed}). Backend: {keras.backend.backend()}."
+        f"split by tweet (seed {settings.seed}). Shared encoder: "
+        f"{ENCODERS[settings.encoder]}. Backend: {keras.backend.backend()}."
     )
     summary: dict[str, Any] = {
         "backend": keras.backend.backend(),
@@ -265,21 +373,33 @@ def run(settings: DemoSettings, out: Path, console: Any = None) -> dict[str, Any
     dep_x = {k: v[:n_dep] for k, v in data.test.x.items()}
     dep_y = {k: v[:n_dep] for k, v in data.test.y.items()}
     verbose = 1 if sys.stdout.isatty() else 2
-    for key, (label, factory) in MODELS.items():
+    for key, label in MODELS.items():
         keras.utils.set_random_seed(settings.seed)
-        model: MultiTaskModel = factory(byte_ids=True)
-        # The seed's own compile call.
-        model.compile(
-            optimizer="rmsprop", loss="binary_crossentropy", metrics=["accuracy"]
-        )
+        model = build(key, settings.encoder)
+        compile_model(model, key, settings.encoder)
         console.rule(f"{label} ({model.count_params():,} parameters)")
         t0 = time.perf_counter()
+        train_y = labels(data.train, model)
+        if settings.encoder == "lstm":
+            train: dict[str, Any] = {
+                "x": data.train.x,
+                "y": train_y,
+                "batch_size": settings.fit_batch_size,
+            }
+        else:
+            train = {
+                "x": BucketedBatches(
+                    data.train.x,
+                    train_y,
+                    batch_size=settings.fit_batch_size,
+                    buckets=TWEET_BUCKETS,
+                    seed=settings.seed,
+                )
+            }
         history = model.fit(
-            data.train.x,
-            data.train.y,
-            validation_data=(data.val.x, data.val.y),
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
+            **train,
+            validation_data=(data.val.x, labels(data.val, model)),
+            epochs=settings.fit_epochs,
             verbose=verbose,
         )
         train_seconds = time.perf_counter() - t0
@@ -297,6 +417,7 @@ def run(settings: DemoSettings, out: Path, console: Any = None) -> dict[str, Any
         summary["models"][key] = {
             "label": label,
             "parameters": int(model.count_params()),
+            "epochs": len(history.history["loss"]),
             "train_seconds": round(train_seconds, 2),
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
             "test": score_tasks(data.test.y, preds),

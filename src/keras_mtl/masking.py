@@ -98,6 +98,7 @@ def task_loss(
     y_true: Tensor,
     y_pred: Tensor,
     sample_weight: Tensor = None,
+    class_weights: Any = None,
 ) -> tuple[Tensor, Tensor]:
     """The mean loss over a task's labelled samples, and how many there were.
 
@@ -112,6 +113,9 @@ def task_loss(
         y_true: The task's labels (see `labels`).
         y_pred: The task's predictions, shape (batch, units).
         sample_weight: Optional per-sample weights (0 = unlabelled).
+        class_weights: Optional weight of each class (binary: [w0, w1]),
+            multiplying each labelled sample's loss
+            (`keras_mtl.class_weights`).
 
     Returns:
         `(loss, count)`: the weighted sum of the per-label losses divided by
@@ -138,6 +142,12 @@ def task_loss(
     else:
         per_label = loss_fn(ops.expand_dims(safe.y, -1), ops.expand_dims(y_pred, -1))
     per_label = ops.cast(per_label, safe.weight.dtype)
+    if class_weights is not None:
+        table = ops.convert_to_tensor(class_weights, dtype=safe.weight.dtype)
+        if task.sparse_labels:
+            per_label = per_label * ops.take(table, safe.y)
+        else:
+            per_label = per_label * (table[0] + (table[1] - table[0]) * safe.y)
     per_label = ops.where(bad, ops.cast(float("nan"), per_label.dtype), per_label)
     # `where`, not a product: a loss that is inf on a replaced label must not
     # turn 0 * inf into NaN.

@@ -13,6 +13,8 @@ from keras_mtl import backend as mtl_backend
 from keras_mtl import balancers as balancers_module
 from keras_mtl import balancing as balancing_module
 from keras_mtl import callbacks as callbacks_module
+from keras_mtl import class_weights as class_weights_module
+from keras_mtl import defaults
 from keras_mtl.masking import task_loss, unreduced
 from keras_mtl.task import Task, as_task, closest
 from keras_mtl.task_metrics import FiniteMean, TaskMetrics
@@ -188,7 +190,7 @@ class MultiTaskModel(keras.Model):
 
     def compile(
         self,
-        optimizer: Any = "rmsprop",
+        optimizer: Any = None,
         loss: Any = None,
         loss_weights: Any = None,
         metrics: Any = None,
@@ -203,7 +205,8 @@ class MultiTaskModel(keras.Model):
         """Configures the model for training, with per-task losses and metrics.
 
         Args:
-            optimizer: As for `keras.Model.compile`.
+            optimizer: As for `keras.Model.compile`; None (default) is Adam
+                with learning rate 0.003 (`keras_mtl.defaults`).
             loss: One loss for every task, or a dict by task name, or a list
                 in task order; `None` uses each task's own (or its kind's
                 default).
@@ -277,6 +280,8 @@ class MultiTaskModel(keras.Model):
                 raise ValueError(
                     f"Task '{task.name}': unknown loss {spec!r}."
                 ) from None
+        if optimizer is None:
+            optimizer = defaults.optimizer()
         super().compile(optimizer=optimizer, **kwargs)
         if on_nonfinite != "off":
             self._loss_tracker = FiniteMean(name="loss")
@@ -383,7 +388,7 @@ class MultiTaskModel(keras.Model):
     # ----------------------------------------------------- loss and metrics
 
     def task_losses(
-        self, y: Any, y_pred: Any, sample_weight: Any = None
+        self, y: Any, y_pred: Any, sample_weight: Any = None, training: bool = False
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Each task's masked mean loss on a batch, and its labelled count.
 
@@ -392,6 +397,8 @@ class MultiTaskModel(keras.Model):
                 array for a one-task model.
             y_pred: The model's outputs for the batch.
             sample_weight: One array for all tasks, or per task (dict/list).
+            training: Whether the losses train the model: then the class
+                weights given to `fit(class_weight=...)` apply.
 
         Returns:
             `(losses, counts)`, lists of scalars in task order. A task with
@@ -403,6 +410,7 @@ class MultiTaskModel(keras.Model):
         preds = self._predictions_by_task(y_pred)
         weights = self._by_task(sample_weight, "sample_weight", allow_shared=True)
         losses, counts = [], []
+        class_weights = getattr(self, "_class_weights", {}) if training else {}
         for task, fn, y_t, p_t, w_t in zip(
             self._tasks, self._task_loss_fns, labels, preds, weights, strict=True
         ):
@@ -411,7 +419,9 @@ class MultiTaskModel(keras.Model):
                 losses.append(zero)
                 counts.append(zero)
                 continue
-            loss, count = task_loss(task, fn, y_t, p_t, w_t)
+            loss, count = task_loss(
+                task, fn, y_t, p_t, w_t, class_weights.get(task.name)
+            )
             losses.append(loss)
             counts.append(count)
         return losses, counts
@@ -432,7 +442,7 @@ class MultiTaskModel(keras.Model):
         validation.
         """
         del x
-        losses, counts = self.task_losses(y, y_pred, sample_weight)
+        losses, counts = self.task_losses(y, y_pred, sample_weight, training)
         # The replica's own losses: metrics sum their states across replicas.
         self._compile_metrics.update_losses(losses, counts)
         losses, counts, scale = mtl_backend.global_task_losses(losses, counts, training)
@@ -490,18 +500,53 @@ class MultiTaskModel(keras.Model):
         x: Any = None,
         y: Any = None,
         batch_size: int | None = None,
-        epochs: int = 1,
+        epochs: int | None = None,
         callbacks: Any = None,
         shuffle: bool = True,
         sample_weight: Any = None,
         initial_epoch: int = 0,
+        early_stopping: int | None = None,
+        class_weight: Any = None,
         **kwargs: Any,
     ) -> Any:
         """`keras.Model.fit`, plus: a `keras_mtl.callbacks.Checkpoint` among
         the callbacks resumes from its newest checkpoint exactly (mid-epoch
         included), and the non-finite guard set by `compile(on_nonfinite=)`
-        acts on every step."""
+        acts on every step.
+
+        Args:
+            epochs: As for Keras; None (default) runs up to 20 epochs with
+                early stopping (`keras_mtl.defaults`).
+            early_stopping: Stop after this many epochs without a better
+                validation loss (training loss without validation data) and
+                restore the best epoch's weights; 0 turns it off. Default: 2
+                when `epochs` is None, else off.
+            class_weight: `"balanced"` (every binary and multiclass task) or
+                a dict by task name of `"balanced"`, `{class: weight}` or one
+                weight per class: each labelled sample's training loss is
+                weighted by its class (`keras_mtl.class_weights`).
+            **kwargs: Other `keras.Model.fit` arguments.
+        """
         callbacks = list(callbacks or [])
+        if epochs is None:
+            epochs = defaults.EPOCHS
+            if early_stopping is None:
+                early_stopping = defaults.PATIENCE
+        if early_stopping and not any(
+            isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks
+        ):
+            validating = (
+                kwargs.get("validation_data") is not None
+                or kwargs.get("validation_split", 0.0) > 0
+            )
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss" if validating else "loss",
+                    patience=int(early_stopping),
+                    restore_best_weights=True,
+                )
+            )
+        self._set_class_weights(class_weight, x, y)
         checkpoint = next(
             (c for c in callbacks if isinstance(c, callbacks_module.Checkpoint)), None
         )
@@ -546,6 +591,21 @@ class MultiTaskModel(keras.Model):
             initial_epoch=initial_epoch,
             **kwargs,
         )
+
+    def _set_class_weights(self, spec: Any, x: Any, y: Any) -> None:
+        weights = (
+            {}
+            if spec is None
+            else class_weights_module.resolve(
+                self._tasks,
+                spec,
+                class_weights_module.training_labels(x, y, self.task_names),
+            )
+        )
+        if weights != getattr(self, "_class_weights", {}):
+            # The weights are constants of the traced step: trace it again.
+            object.__setattr__(self, "_class_weights", weights)
+            self.train_function = None
 
     # ------------------------------------------------------------ predict
 

@@ -40,10 +40,11 @@ def _seed(
     length: int | None,
     units: int,
     skip_padding: bool,
+    encoder: keras.layers.Layer | None,
 ) -> MultiTaskModel:
     return build_model(
         _inputs(byte_ids, length),
-        _encoder(byte_ids, units, skip_padding),
+        encoder or _encoder(byte_ids, units, skip_padding),
         [Task(task) for task in tasks],
         fusion=fusion,
         name=name,
@@ -56,6 +57,7 @@ def seed_case1(
     length: int | None = TWEET_BYTES,
     units: int = 64,
     skip_padding: bool = False,
+    encoder: keras.layers.Layer | None = None,
 ) -> MultiTaskModel:
     """The seed's Case 1: one shared LSTM(64), concatenation, two sigmoid heads.
 
@@ -71,13 +73,22 @@ def seed_case1(
         units: LSTM width (the seed's 64).
         skip_padding: Leading padding leaves the LSTM's state at zero
             (`LSTMEncoder`); for length-bucketed batches. Off: the seed's LSTM.
+        encoder: A shared encoder to use instead of the LSTM (for example
+            `keras_mtl.encoders.NgramEncoder()` over byte ids).
 
     Example:
     >>> seed_case1().count_params()
     82434
     """
     return _seed(
-        "concatenate", "seed_case1", byte_ids, tasks, length, units, skip_padding
+        "concatenate",
+        "seed_case1",
+        byte_ids,
+        tasks,
+        length,
+        units,
+        skip_padding,
+        encoder,
     )
 
 
@@ -87,6 +98,7 @@ def seed_case2(
     length: int | None = TWEET_BYTES,
     units: int = 64,
     skip_padding: bool = False,
+    encoder: keras.layers.Layer | None = None,
 ) -> MultiTaskModel:
     """The seed's Case 2: the shared LSTM, head 1 reads tweet a, head 2 tweet b.
 
@@ -98,13 +110,14 @@ def seed_case2(
         length: Sequence length (None: any length).
         units: LSTM width.
         skip_padding: See `seed_case1`.
+        encoder: See `seed_case1`.
 
     Example:
     >>> seed_case2().count_params()
     82306
     """
     return _seed(
-        "per_input", "seed_case2", byte_ids, tasks, length, units, skip_padding
+        "per_input", "seed_case2", byte_ids, tasks, length, units, skip_padding, encoder
     )
 
 
@@ -115,6 +128,8 @@ def pair_model(
     units: int = 64,
     hidden: int = 64,
     skip_padding: bool = False,
+    encoder: keras.layers.Layer | None = None,
+    auxiliary: Sequence[Task] = (),
 ) -> MultiTaskModel:
     """Past the seed: the shared LSTM, pair fusion [a, b, |a-b|, a*b], and a
     hidden layer in each head, so a head can compare the two tweets.
@@ -124,14 +139,32 @@ def pair_model(
         tasks: Names of the two tasks.
         length: Sequence length (None: any length).
         units: LSTM width.
-        skip_padding: See `seed_case1`.
         hidden: Width of each head's hidden ReLU layer.
         skip_padding: See `seed_case1`.
+        encoder: See `seed_case1`.
+        auxiliary: More tasks sharing the encoder, as given (a task that
+            reads one input gets that input's encoding, not the pair): for
+            example the sentiment of each tweet (`sentiment_tasks()`).
     """
     return build_model(
         _inputs(byte_ids, length),
-        _encoder(byte_ids, units, skip_padding),
-        [Task(name, hidden=[hidden]) for name in tasks],
+        encoder or _encoder(byte_ids, units, skip_padding),
+        [Task(name, hidden=[hidden]) for name in tasks] + list(auxiliary),
         fusion="pair",
         name="pair_model",
     )
+
+
+def sentiment_tasks(classes: int = 3) -> list[Task]:
+    """Auxiliary tasks of the tweet pairs: the sentiment class of tweet a and
+    of tweet b (`keras_mtl.datasets.tweet_pairs`, labels `classes_a`,
+    `classes_b`), each read from its own tweet's encoding.
+
+    Example:
+    >>> [t.name for t in sentiment_tasks()]
+    ['sentiment_a', 'sentiment_b']
+    """
+    return [
+        Task(f"sentiment_{side}", "multiclass", classes, inputs=[f"tweet_{side}"])
+        for side in ("a", "b")
+    ]

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from keras_mtl import data as data_module
+from keras_mtl import yardstick
 from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config
 from keras_mtl.evaluation import delta_m, summarize
@@ -19,6 +20,8 @@ from keras_mtl.scoring import HIGHER_IS_BETTER, task_scores
 
 MULTI = "multi_task"
 SINGLE = "single_task"
+#: The bag-of-words logistic regression's row in summaries (one fit: no seeds).
+YARDSTICK = "bag_of_words"
 
 
 def _single_task_config(config: Config, task: str) -> Config:
@@ -97,7 +100,9 @@ def train_once(
     names = model.task_names
     train = _training_data(data, names)
     fit_args: dict[str, Any] = {
-        "epochs": training.get("epochs", 1),
+        "epochs": training.get("epochs"),
+        "early_stopping": training.get("early_stopping"),
+        "class_weight": training.get("class_weight"),
         "verbose": verbose,
         "callbacks": list(callbacks or []),
     }
@@ -135,15 +140,6 @@ def train_once(
     val = _split_for(data.val, names)
     if val is not None:
         fit_args["validation_data"] = val
-    patience = training.get("early_stopping")
-    if patience:
-        fit_args["callbacks"].append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss" if val is not None else "loss",
-                patience=int(patience),
-                restore_best_weights=True,
-            )
-        )
     if checkpoints is not None:
         fit_args["callbacks"].append(
             Checkpoint(
@@ -236,6 +232,19 @@ def run(
                 )
                 log(f"seed {seed}: single-task {task} " + _brief(single["scores"]))
     summary = _summarize(runs, task_names)
+    if baselines:
+        yard = bag_of_words(config, data, first_model)
+        if yard:
+            summary[YARDSTICK] = {
+                split: {
+                    task: {m: summarize([v]) for m, v in scores.items()}
+                    for task, scores in tasks.items()
+                }
+                for split, tasks in yard.items()
+            }
+            for split, tasks in yard.items():
+                if tasks:
+                    log(f"{yardstick.LABEL} " + _brief({split: tasks}))
     result: dict[str, Any] = {
         "data": data.info,
         "seeds": [r["seed"] for r in runs if r["model"] == MULTI],
@@ -246,6 +255,50 @@ def run(
         result["delta_m"] = _delta_m(runs, task_names)
     result["model"] = first_model
     return result
+
+
+def _training_arrays(data: data_module.Data, tasks: list[Any]) -> Any:
+    """The training split as `(x, y)` arrays, several sources stacked (each
+    row unlabelled for the tasks of other sources); None for a stream."""
+    if isinstance(data.train, data_module.Split):
+        return data.train.x, data.train.y
+    if not isinstance(data.train, data_module.MixedBatches):
+        return None
+    sources = data.train.sources
+    x = {
+        name: np.concatenate([np.asarray(s.x[name]) for s in sources])
+        for name in sources[0].x
+    }
+    y = {}
+    for task in tasks:
+        parts = []
+        for s in sources:
+            if task.name in s.y:
+                parts.append(np.asarray(s.y[task.name]))
+            else:
+                parts.append(data_module.missing_label(task, (len(s),)))
+        shapes = {p.shape[1:] for p in parts if p.ndim > 1}
+        if shapes:
+            parts = [p.reshape(len(p), *next(iter(shapes))) for p in parts]
+        y[task.name] = np.concatenate([p.astype(np.float64) for p in parts])
+    return x, y
+
+
+def bag_of_words(
+    config: Config, data: data_module.Data, model: Any
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The yardstick (`keras_mtl.yardstick`) on the run's own split, for every
+    binary or multiclass task that reads byte-encoded text only."""
+    text_inputs = config.byte_inputs()
+    train = _training_arrays(data, model.tasks)
+    if not text_inputs or train is None:
+        return {}
+    splits = {
+        name: (split.x, split.y)
+        for name in ("val", "test")
+        if (split := getattr(data, name)) is not None
+    }
+    return yardstick.scores(model.tasks, text_inputs, train, splits)
 
 
 def _describe_data(data: data_module.Data) -> str:

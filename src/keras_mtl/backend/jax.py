@@ -77,7 +77,7 @@ def train_step(model: Any, state: Any, data: Any) -> tuple[dict, Any]:
             training=True,
             return_losses=True,
         )
-        losses, counts = model.task_losses(y, preds, sample_weight)
+        losses, counts = model.task_losses(y, preds, sample_weight, training=True)
         has_reg["heads"] = bool(reg)
         total = sum(reg) if reg else jnp.zeros((), jnp.float32)
         return (bal.weighted_losses(model, losses), total), (

@@ -84,7 +84,7 @@ def train_step(model: Any, data: Any) -> dict:
             for t in z:
                 tape.watch(t)
         preds = heads(bal.heads_inputs(model, split, x, z), training=True)
-        losses, counts = model.task_losses(y, preds, sample_weight)
+        losses, counts = model.task_losses(y, preds, sample_weight, training=True)
         task_l = bal.weighted_losses(model, losses)
         head_reg = tf.add_n(heads.losses) if heads.losses else None
     jz = tape.jacobian(task_l, z)

@@ -81,7 +81,7 @@ def train_step(model: Any, data: Any) -> dict:
         enc_reg = sum(enc.losses) if enc.losses else None
     detached = [t.detach().requires_grad_(True) for t in z]
     preds = heads(bal.heads_inputs(model, split, x, detached), training=True)
-    losses, counts = model.task_losses(y, preds, sample_weight)
+    losses, counts = model.task_losses(y, preds, sample_weight, training=True)
     task_l = bal.weighted_losses(model, losses)
     head_reg = sum(heads.losses) if heads.losses else None
     device = task_l.device

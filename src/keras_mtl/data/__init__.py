@@ -354,16 +354,18 @@ def load(config: Any) -> Data:
         )
 
         def split(part: Any) -> Split:
+            labels = {**part.y, **part.sentiment}
             return Split(
                 dict(part.x),
-                {t.name: part.y[t.name] for t in tasks if t.name in part.y},
+                {t.name: labels[t.name] for t in tasks if t.name in labels},
             )
 
-        missing = [t.name for t in tasks if t.name not in pairs.train.y]
+        known = [*pairs.train.y, *pairs.train.sentiment]
+        missing = [t.name for t in tasks if t.name not in known]
         if missing:
             raise ValueError(
-                f"{config.source}: the tweet pairs have tasks a_negative and "
-                f"same_sentiment, not {missing[0]!r}."
+                f"{config.source}: the tweet pairs have tasks "
+                f"{', '.join(known)}, not {missing[0]!r}."
             )
         return Data(
             split(pairs.train),

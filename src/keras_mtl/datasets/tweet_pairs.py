@@ -144,6 +144,15 @@ class PairSplit:
     def __len__(self) -> int:
         return len(self.classes_a)
 
+    @property
+    def sentiment(self) -> dict[str, np.ndarray]:
+        """Labels of the auxiliary tasks `sentiment_a` and `sentiment_b`: each
+        tweet's sentiment class id (see `CLASSES`)."""
+        return {
+            "sentiment_a": self.classes_a.astype(np.int32),
+            "sentiment_b": self.classes_b.astype(np.int32),
+        }
+
     def one_hot(self, rows: slice | None = None) -> dict[str, np.ndarray]:
         """The seed's float input (pairs, 280, 256) for `rows` (default all):
         286,720 bytes per tweet, 1.1 GB per 2,048 pairs."""

@@ -8,11 +8,13 @@ import keras
 
 from keras_mtl.encoders.base import SequenceEncoder
 from keras_mtl.encoders.conv1d import Conv1DEncoder
+from keras_mtl.encoders.ngrams import NgramEncoder
 from keras_mtl.encoders.recurrent import GRUEncoder, LSTMEncoder
 from keras_mtl.encoders.transformer import TransformerEncoder
 from keras_mtl.registry import lookup
 
-ENCODERS: dict[str, type[SequenceEncoder]] = {
+ENCODERS: dict[str, type[keras.layers.Layer]] = {
+    "ngrams": NgramEncoder,
     "lstm": LSTMEncoder,
     "gru": GRUEncoder,
     "conv1d": Conv1DEncoder,
@@ -21,8 +23,8 @@ ENCODERS: dict[str, type[SequenceEncoder]] = {
 
 
 def get(encoder: str | keras.layers.Layer, **kwargs: Any) -> keras.layers.Layer:
-    """Returns an encoder layer by name (`"lstm"`, `"gru"`, `"conv1d"`,
-    `"transformer"`) with `kwargs`, or the given layer itself."""
+    """Returns an encoder layer by name (`"ngrams"`, `"lstm"`, `"gru"`,
+    `"conv1d"`, `"transformer"`) with `kwargs`, or the given layer itself."""
     if isinstance(encoder, keras.layers.Layer):
         return encoder
     return lookup("encoder", encoder, ENCODERS, **kwargs)
@@ -33,6 +35,7 @@ __all__ = [
     "Conv1DEncoder",
     "GRUEncoder",
     "LSTMEncoder",
+    "NgramEncoder",
     "SequenceEncoder",
     "TransformerEncoder",
     "get",

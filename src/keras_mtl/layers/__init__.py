@@ -1,7 +1,8 @@
 """Model pieces as Keras layers."""
 
 from keras_mtl.layers.byte_one_hot import ByteOneHot
+from keras_mtl.layers.hashed_ngrams import HashedNgrams
 from keras_mtl.layers.tabular_encoder import TabularEncoder
 from keras_mtl.layers.task_head import TaskHead
 
-__all__ = ["ByteOneHot", "TabularEncoder", "TaskHead"]
+__all__ = ["ByteOneHot", "HashedNgrams", "TabularEncoder", "TaskHead"]
