@@ -17,11 +17,11 @@ def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "out"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["models"]) == {"case1", "case2", "pair"}
-    assert summary["models"]["case1"]["parameters"] == 82_434
-    assert summary["models"]["case2"]["parameters"] == 82_306
+    assert set(summary["models"]) == {"case1", "case2", "pair", "pair_aux"}
+    assert summary["settings"]["encoder"] == "ngrams"
     for key, model in summary["models"].items():
         assert (out / f"{key}.keras").is_file()
+        assert model["epochs"] == 2
         for task, s in model["test"].items():
             assert 0 <= s["accuracy"] <= 1 and 0.5 <= s["base_rate"] <= 1, (key, task)
             assert s["n"] == 256
@@ -31,13 +31,38 @@ def test_demo_quick_end_to_end(tmp_path):
     }
     assert entries["same_sentiment", "tweet_a"]["mean_abs_change"] == 0.0
     assert entries["a_negative", "tweet_b"]["connected"] is False
+    aux = {
+        (e["task"], e["input"]): e
+        for e in summary["models"]["pair_aux"]["dependency"]["entries"]
+    }
+    # Each auxiliary sentiment task reads its own tweet only.
+    assert aux["sentiment_a", "tweet_b"]["connected"] is False
+    assert aux["sentiment_b", "tweet_a"]["connected"] is False
+    assert aux["same_sentiment", "tweet_a"]["connected"] is True
     assert summary["yardstick"]["test"]["a_negative"]["accuracy"] > 0.6
-    assert len(summary["conclusions"]) == 5
+    assert len(summary["conclusions"]) == 6
     # Every number in the conclusions comes from the summary.
     acc = summary["models"]["case2"]["test"]["same_sentiment"]["accuracy"]
     assert f"{acc:.3f}" in summary["conclusions"][0]
+    pair = summary["models"]["pair"]["test"]["same_sentiment"]["accuracy"]
+    with_aux = summary["models"]["pair_aux"]["test"]["same_sentiment"]["accuracy"]
+    assert f"from {pair:.3f} to {with_aux:.3f}" in summary["conclusions"][3]
     diagrams = [f for f in summary["files"] if f.endswith((".png", ".dot"))]
-    assert len(diagrams) == 3 and all((out / f).is_file() for f in diagrams)
+    assert len(diagrams) == 4 and all((out / f).is_file() for f in diagrams)
+
+
+def test_demo_lstm_models_are_the_seeds():
+    from keras_mtl.demo import build
+
+    assert build("case1", "lstm").count_params() == 82_434
+    assert build("case2", "lstm").count_params() == 82_306
+    ngrams = build("pair_aux", "ngrams")
+    assert ngrams.task_names == [
+        "a_negative",
+        "same_sentiment",
+        "sentiment_a",
+        "sentiment_b",
+    ]
 
 
 @pytest.mark.parametrize(

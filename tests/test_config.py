@@ -226,3 +226,42 @@ epochs = 1
             .replace("UNITS", "4")
             .replace("WEIGHT", "1.0")
         )
+
+
+def test_text_inputs_default_to_the_ngram_encoder():
+    text = """
+[inputs.a]
+shape = [16]
+encoding = "bytes"
+length = 16
+[[tasks]]
+name = "t"
+[training]
+class_weight = "balanced"
+"""
+    config = Config.from_string(text)
+    assert config.data["encoder"] == {"name": "ngrams"}
+    assert "[encoder]" in config.to_toml()
+    words = text.replace('encoding = "bytes"', 'encoding = "words"\nvocabulary_size = 50')
+    assert Config.from_string(words).data["encoder"] == {
+        "name": "ngrams",
+        "tokens": "words",
+        "vocab_size": 52,
+    }
+    # Float inputs have no default encoder.
+    with pytest.raises(ConfigError, match=r"\[encoder\] is missing"):
+        Config.from_string(BASE.replace('[encoder]\nname = "gru"\nunits = 4\n', ""))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"balance"', '[training].class_weight must be "balanced" or a table by task'),
+        ("{ frist = \"balanced\" }", "[training].class_weight.frist names no task"),
+        ("3", "[training].class_weight must be a string or a table, got int 3."),
+    ],
+)
+def test_class_weight_key_errors(value, message):
+    with pytest.raises(ConfigError) as error:
+        Config.from_string(BASE.replace("epochs = 2", f"class_weight = {value}"))
+    assert message in str(error.value)

@@ -33,9 +33,8 @@ def test_tweeteval_example_mixes_four_data_sets(data_dir, monkeypatch):
     path = next(p for p in EXAMPLES if p.stem == "tweeteval")
     config = Config.load(path).with_value("training.steps_per_epoch", 4)
     config = config.with_value("training.epochs", 1)
-    # A small convolution instead of the LSTM: this checks the data path.
-    small = {"name": "conv1d", "filters": 8, "symbols": "embedding", "embedding_dim": 8}
-    config = Config({**config.data, "encoder": small}, config.source)
+    # No [encoder]: the default bag of hashed n-grams over the text input.
+    assert config.data["encoder"] == {"name": "ngrams"}
     data = load(config)
     assert isinstance(data.train, MixedBatches)
     assert data.info["sources"]["hate"]["train"] == 9000

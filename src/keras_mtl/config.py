@@ -283,6 +283,21 @@ class Config:
         self._types(args, where, _constructor_annotations(registry[name]))
         return name, args
 
+    def _default_encoder(self) -> dict[str, Any] | None:
+        """The encoder of a config without `[encoder]`: the bag of hashed
+        n-grams (`NgramEncoder`) over its text inputs, or None when the inputs
+        are not text."""
+        tables = [t for t in self.data["inputs"].values() if isinstance(t, dict)]
+        if len(tables) != len(self.data["inputs"]):
+            return None  # reported by the input checks
+        words = [t for t in tables if t.get("encoding") == "words"]
+        if words and len(words) == len(tables):
+            size = max(int(t.get("vocabulary_size", 20000)) for t in words)
+            return {"name": "ngrams", "tokens": "words", "vocab_size": size + 2}
+        if tables and len(self.byte_inputs()) == len(tables):
+            return {"name": "ngrams"}
+        return None
+
     def _validate(self) -> None:
         d = self.data
         for key in d:
@@ -295,6 +310,10 @@ class Config:
         tabular = (
             isinstance(d.get("encoder"), dict) and d["encoder"].get("name") == "tabular"
         )
+        if "encoder" not in d and isinstance(d.get("inputs"), dict):
+            default = self._default_encoder()
+            if default is not None:
+                d["encoder"] = default
         for required in (
             ("encoder", "tasks") if tabular else ("inputs", "encoder", "tasks")
         ):

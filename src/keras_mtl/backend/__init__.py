@@ -5,6 +5,8 @@ library knows which backend runs. Each module provides:
 
 * `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
   inside a compiled step (the balancing methods are NumPy);
+* `task_gradients(losses_of, values)`: the per-task Jacobian, eagerly (for
+  `keras_mtl.analysis.task_affinity`);
 * `train_step(model, *args)`: the train step of a model whose balancer needs
   per-task gradients;
 * `guard_optimizer(optimizer)`: makes the optimizer skip steps whose
@@ -68,6 +70,13 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
     """Sums the rows of `data` by segment id (a scatter-add); faster than
     `keras.ops.segment_sum` on PyTorch."""
     return module().segment_sum(data, segment_ids, num_segments)
+
+
+def task_gradients(losses_of: Callable[[list[Any]], Any], values: list[Any]) -> list[Any]:
+    """The Jacobian of a (tasks,) loss vector `losses_of(values)` with respect
+    to `values`, computed eagerly: one NumPy (tasks, *shape) array per value
+    (for analysis, outside the compiled step)."""
+    return module().task_gradients(losses_of, values)
 
 
 def train_step(model: Any, *args: Any) -> Any:

@@ -175,3 +175,11 @@ def guard_optimizer(optimizer: Any) -> None:
         return keep(new_t, trainable_variables), keep(new_o, optimizer_variables)
 
     object.__setattr__(optimizer, "stateless_apply", stateless_apply)
+
+
+def task_gradients(
+    losses_of: Callable[[list[Any]], Any], values: list[Any]
+) -> list[np.ndarray]:
+    """The Jacobian of the task losses `losses_of(values)` (a (tasks,)
+    vector) with respect to `values`: one (tasks, *shape) array per value."""
+    return [np.asarray(j) for j in jax.jacrev(losses_of)(list(values))]

@@ -243,3 +243,19 @@ def feedable(data: keras.utils.PyDataset) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(data)))
     return dataset.prefetch(max(1, int(getattr(data, "max_queue_size", 2))))
+
+
+def task_gradients(
+    losses_of: Callable[[list[Any]], Any], values: list[Any]
+) -> list[np.ndarray]:
+    """The Jacobian of the task losses `losses_of(values)` (a (tasks,)
+    vector) with respect to `values`: one (tasks, *shape) array per value."""
+    leaves = [tf.Variable(tf.convert_to_tensor(v)) for v in values]
+    with tf.GradientTape(persistent=True) as tape:
+        losses = losses_of([leaf.read_value() for leaf in leaves])
+        parts = [losses[i] for i in range(int(losses.shape[0]))]
+    rows = [_zeros_for_none(tape.gradient(p, leaves), leaves) for p in parts]
+    del tape
+    return [
+        np.stack([np.asarray(row[k]) for row in rows]) for k in range(len(leaves))
+    ]

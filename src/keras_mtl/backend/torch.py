@@ -257,3 +257,22 @@ def rng_state() -> np.ndarray:
 
 def set_rng_state(state: np.ndarray) -> None:
     torch.set_rng_state(torch.from_numpy(np.asarray(state, np.uint8)))
+
+
+def task_gradients(
+    losses_of: Callable[[list[Any]], Any], values: list[Any]
+) -> list[np.ndarray]:
+    """The Jacobian of the task losses `losses_of(values)` (a (tasks,)
+    vector) with respect to `values`: one (tasks, *shape) array per value."""
+    leaves = [torch.as_tensor(v).detach().clone().requires_grad_(True) for v in values]
+    losses = losses_of(leaves)
+    rows = []
+    for i in range(losses.shape[0]):
+        grads = torch.autograd.grad(
+            losses[i], leaves, retain_graph=True, allow_unused=True
+        )
+        rows.append(_filled(grads, [v.shape for v in leaves], leaves[0].device))
+    return [
+        torch.stack([row[k] for row in rows]).detach().cpu().numpy()
+        for k in range(len(leaves))
+    ]

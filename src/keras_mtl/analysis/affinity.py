@@ -1,0 +1,465 @@
+"""Inter-task affinity, measured while a shared model trains, and task groups.
+
+Lookahead affinity (Fifty et al. 2021, "Efficiently Identifying Task
+Groupings for Multi-Task Learning", NeurIPS, https://arxiv.org/abs/2109.04617):
+at a training step t with batch X, take one optimizer step on task i's loss
+alone, applied to the shared parameters only, and see what it does to task
+j's loss on the same batch:
+
+    Z[i, j] = 1 - L_j(X, shared after the step on i) / L_j(X, shared now)
+
+Positive: learning i lowers j's loss (i helps j); negative: it raises it.
+Averaged over the measured steps. Beside it the mean cosine of the tasks'
+gradients on the shared parameters, the quantity gradient-surgery methods
+(PCGrad, GradVac, ...) act on.
+
+Groups (the paper's network selection): choose at most `budget` groups of
+tasks, each trained as one multi-task model, every task in at least one
+group, to maximise the sum over tasks of the best mean affinity that a group
+containing it gives it (`mean over i in G, i != j of Z[i, j]`; a task alone
+scores 0). Searched exhaustively over all subsets for up to 6 tasks (a
+greedy search past that).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mtl import backend as mtl_backend
+from keras_mtl.sharing import split_model
+
+
+@dataclass
+class Grouping:
+    """Task groups and what the affinity predicts for them.
+
+    Attributes:
+        groups: The groups, each a list of task names.
+        assignment: For each task, the group (index into `groups`) whose
+            model serves it: the one that gives it the most affinity.
+        score: The sum over tasks of the affinity their group gives them
+            (the search's objective: higher is better, 0 for all alone).
+        per_task: Each task's share of `score`.
+    """
+
+    groups: list[list[str]]
+    assignment: dict[str, int]
+    score: float
+    per_task: dict[str, float]
+
+    def format(self) -> str:
+        """`{a, b} {c}`-style text with the predicted score."""
+        parts = ["{" + ", ".join(g) + "}" for g in self.groups]
+        return f"{' '.join(parts)} (affinity score {self.score:+.4f})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "groups": self.groups,
+            "assignment": self.assignment,
+            "score": self.score,
+            "per_task": self.per_task,
+        }
+
+
+@dataclass
+class TaskAffinity:
+    """Affinities measured during training.
+
+    Attributes:
+        tasks: Task names, the order of both matrices' rows and columns.
+        lookahead: (tasks, tasks): `[i, j]` is the mean lookahead affinity of
+            a step on task i onto task j's loss (the diagonal: onto itself).
+        cosine: (tasks, tasks): the mean cosine of the tasks' gradients on
+            the shared parameters.
+        measurements: How many steps were measured (per pair: those where
+            both tasks had labels in the batch).
+    """
+
+    tasks: list[str]
+    lookahead: np.ndarray
+    cosine: np.ndarray
+    measurements: np.ndarray = field(repr=False)
+
+    def group(self, budget: int | None = None) -> Grouping:
+        """The best grouping with at most `budget` groups (default: half the
+        tasks, at least 2)."""
+        return select_groups(self.lookahead, self.tasks, budget)
+
+    def format(self) -> str:
+        """Both matrices as text (rows: the task stepped on; columns: the
+        task whose loss moves)."""
+        width = max(9, max(len(t) for t in self.tasks) + 2)
+        lines = []
+        for title, matrix in (
+            ("lookahead affinity (row i helps column j when > 0)", self.lookahead),
+            ("gradient cosine on the shared parameters", self.cosine),
+        ):
+            lines.append(title)
+            lines.append(" " * width + "".join(f"{t:>{width}}" for t in self.tasks))
+            for name, row in zip(self.tasks, matrix, strict=True):
+                lines.append(
+                    f"{name:<{width}}" + "".join(f"{v:>{width}.4f}" for v in row)
+                )
+            lines.append("")
+        return "\n".join(lines).rstrip()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tasks": self.tasks,
+            "lookahead": self.lookahead.tolist(),
+            "cosine": self.cosine.tolist(),
+            "measurements": self.measurements.tolist(),
+        }
+
+    def plot(self, path: Any) -> bool:
+        """Draws both matrices as heat maps into a PNG; False without
+        matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover - matplotlib is a dependency
+            return False
+        n = len(self.tasks)
+        fig, axes = plt.subplots(1, 2, figsize=(4 + 2.2 * n, 1.5 + 1.1 * n))
+        for ax, matrix, title in (
+            (axes[0], self.lookahead, "lookahead affinity"),
+            (axes[1], self.cosine, "gradient cosine"),
+        ):
+            bound = float(np.nanmax(np.abs(matrix))) or 1.0
+            image = ax.imshow(matrix, cmap="RdBu", vmin=-bound, vmax=bound)
+            ax.set_xticks(range(n), self.tasks, rotation=45, ha="right")
+            ax.set_yticks(range(n), self.tasks)
+            ax.set_xlabel("task whose loss moves")
+            ax.set_ylabel("task stepped on")
+            ax.set_title(title)
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{matrix[i, j]:.3f}", ha="center", va="center")
+            fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return True
+
+
+def _group_scores(affinity: np.ndarray, members: Sequence[int]) -> np.ndarray:
+    """What group `members` gives each task (0 outside it and when alone)."""
+    out = np.zeros(affinity.shape[0])
+    if len(members) < 2:
+        return out
+    for j in members:
+        others = [i for i in members if i != j]
+        out[j] = float(np.mean(affinity[others, j]))
+    return out
+
+
+def select_groups(
+    affinity: Any, tasks: Sequence[str], budget: int | None = None
+) -> Grouping:
+    """The paper's network selection over an affinity matrix.
+
+    Args:
+        affinity: (tasks, tasks), `[i, j]` the affinity of i onto j.
+        tasks: Task names.
+        budget: At most this many groups (default: half the tasks, >= 2).
+
+    Returns:
+        The best `Grouping` (exhaustive up to 6 tasks, greedy beyond).
+
+    Example:
+    >>> z = np.array([[0, .2, -.1], [.3, 0, -.2], [-.1, -.3, 0]])
+    >>> select_groups(z, ["a", "b", "c"], budget=2).groups
+    [['a', 'b'], ['c']]
+    """
+    z = np.asarray(affinity, dtype=np.float64)
+    n = len(tasks)
+    if z.shape != (n, n):
+        raise ValueError(
+            f"The affinity matrix is {z.shape}, expected ({n}, {n}) for tasks "
+            f"{', '.join(tasks)}."
+        )
+    budget = max(2, n // 2) if budget is None else int(budget)
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1 group, got {budget}.")
+    subsets = [
+        members
+        for size in range(1, n + 1)
+        for members in itertools.combinations(range(n), size)
+    ]
+    scores = np.stack([_group_scores(z, s) for s in subsets])
+    covers = np.zeros((len(subsets), n), dtype=bool)
+    for k, s in enumerate(subsets):
+        covers[k, list(s)] = True
+
+    def value(chosen: Sequence[int]) -> float:
+        return float(scores[list(chosen)].max(axis=0).sum())
+
+    best: tuple[float, tuple[int, ...]] | None = None
+    if n <= 6:
+        for size in range(1, min(budget, n) + 1):
+            for chosen in itertools.combinations(range(len(subsets)), size):
+                if not covers[list(chosen)].any(axis=0).all():
+                    continue
+                v = value(chosen)
+                if best is None or v > best[0] + 1e-12:
+                    best = (v, chosen)
+    else:
+        chosen: list[int] = []
+        while len(chosen) < budget:
+            gains = [
+                (value([*chosen, k]) if chosen else scores[k].sum(), k)
+                for k in range(len(subsets))
+                if k not in chosen
+            ]
+            chosen.append(max(gains)[1])
+        uncovered = ~covers[chosen].any(axis=0)
+        # Tasks no chosen group covers train alone.
+        chosen += [subsets.index((j,)) for j in np.flatnonzero(uncovered)]
+        best = (value(chosen), tuple(chosen))
+    assert best is not None
+    chosen = sorted(best[1], key=lambda k: (-len(subsets[k]), subsets[k]))
+    groups = [[tasks[i] for i in subsets[k]] for k in chosen]
+    assignment, per_task = {}, {}
+    for j, name in enumerate(tasks):
+        options = [(scores[k][j], -g) for g, k in enumerate(chosen) if covers[k, j]]
+        top, neg_index = max(options)
+        assignment[name] = -neg_index
+        per_task[name] = float(top)
+    return Grouping(groups, assignment, float(best[0]), per_task)
+
+
+class AffinityRecorder(keras.callbacks.Callback):
+    """Measures lookahead affinity and gradient cosines every `every`
+    training steps, on a batch from `batch(k)` (k counts the measurements).
+
+    Args:
+        batch: Returns `(x, y)` of the k-th measurement batch.
+        every: Steps between measurements.
+    """
+
+    def __init__(self, batch: Callable[[int], tuple[Any, Any]], every: int) -> None:
+        super().__init__()
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1 step, got {every}.")
+        self.batch = batch
+        self.every = int(every)
+        self.steps = 0
+        self.sums: dict[str, np.ndarray] = {}
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.steps += 1
+        if self.steps % self.every:
+            return
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+        x, y = self.batch(self.steps // self.every - 1)
+        look, cos, ok = measure(self.model, x, y)
+        for key, value in (("look", look), ("cos", cos), ("n", ok)):
+            self.sums[key] = self.sums.get(key, 0) + np.where(ok, value, 0.0)
+
+    def result(self) -> TaskAffinity:
+        if not self.sums:
+            raise ValueError(
+                f"No step was measured: training ran {self.steps} steps, fewer "
+                f"than every={self.every}."
+            )
+        n = self.sums["n"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            look = self.sums["look"] / n
+            cos = self.sums["cos"] / n
+        return TaskAffinity(
+            list(self.model.task_names), look, cos, n.astype(np.int64)
+        )
+
+
+def measure(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One measurement on batch (x, y).
+
+    Returns:
+        `(lookahead, cosine, valid)`, (tasks, tasks) each; `valid[i, j]` is
+        False where task i or j has no label in the batch.
+    """
+    split = split_model(model)
+    if split is None:
+        raise ValueError(
+            "Task affinity needs variables that two or more tasks share; this "
+            "model shares none."
+        )
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    index = {id(v): k for k, v in enumerate(model.trainable_variables)}
+    shared_pos = [index[id(v)] for v in split.shared]
+
+    def losses_of(shared: list[Any]) -> Any:
+        values = list(trainable)
+        for k, value in zip(shared_pos, shared, strict=True):
+            values[k] = value
+        preds, _ = model.stateless_call(values, non_trainable, x, training=False)
+        losses, _ = model.task_losses(y, preds)
+        return ops.stack(losses)
+
+    shared_now = [trainable[k] for k in shared_pos]
+    before = keras.ops.convert_to_numpy(losses_of(shared_now)).astype(np.float64)
+    _, counts = model.task_losses(
+        y, model.stateless_call(trainable, non_trainable, x, training=False)[0]
+    )
+    labelled = np.array([float(keras.ops.convert_to_numpy(c)) > 0 for c in counts])
+    jacobian = mtl_backend.task_gradients(losses_of, shared_now)
+    k = len(model.task_names)
+    rows = np.concatenate([j.reshape(k, -1) for j in jacobian], axis=1)
+    norms = np.linalg.norm(rows, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = rows @ rows.T / np.outer(norms, norms)
+    lookahead = np.zeros((k, k))
+    optimizer = model.optimizer
+    # The step is the optimizer's own update (Adam's moments included),
+    # applied to the shared variables and then undone: the variables and the
+    # optimizer's state are restored exactly (`stateless_apply` does not
+    # exist on TensorFlow). The class's `apply`, not a wrapper the non-finite
+    # guard may have put on the instance.
+    saved_vars = [keras.ops.convert_to_numpy(v.value) for v in split.shared]
+    saved_opt = [keras.ops.convert_to_numpy(v.value) for v in optimizer.variables]
+    try:
+        for i in range(k):
+            grads = [
+                ops.convert_to_tensor(g[i], dtype=v.dtype)
+                for g, v in zip(jacobian, split.shared, strict=True)
+            ]
+            type(optimizer).apply(optimizer, grads, split.shared)
+            after = keras.ops.convert_to_numpy(
+                losses_of([v.value for v in split.shared])
+            ).astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                lookahead[i] = 1.0 - after / before
+            for v, value in zip(split.shared, saved_vars, strict=True):
+                v.assign(value)
+            for v, value in zip(optimizer.variables, saved_opt, strict=True):
+                v.assign(value)
+    finally:
+        for v, value in zip(split.shared, saved_vars, strict=True):
+            v.assign(value)
+        for v, value in zip(optimizer.variables, saved_opt, strict=True):
+            v.assign(value)
+    valid = np.outer(labelled, labelled) & np.isfinite(lookahead) & np.isfinite(cosine)
+    valid &= np.outer(norms > 0, norms > 0)
+    return lookahead, cosine, valid
+
+
+def _sampler(x: Any, y: Any, batch_size: int, seed: int) -> Callable[[int], Any]:
+    """Measurement batches: rows drawn from arrays, or batches of a data set."""
+    if isinstance(x, keras.utils.PyDataset):
+
+        def from_dataset(k: int) -> tuple[Any, Any]:
+            rng = np.random.default_rng([seed, k])
+            item = x[int(rng.integers(0, len(x)))]
+            return item[0], item[1]
+
+        return from_dataset
+    n = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+    def take(value: Any, rows: np.ndarray) -> Any:
+        if isinstance(value, dict):
+            return {k: np.asarray(v)[rows] for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [np.asarray(v)[rows] for v in value]
+        return np.asarray(value)[rows]
+
+    def from_arrays(k: int) -> tuple[Any, Any]:
+        rng = np.random.default_rng([seed, k])
+        rows = rng.choice(n, size=min(batch_size, n), replace=False)
+        return take(x, rows), take(y, rows)
+
+    return from_arrays
+
+
+def task_affinity(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    every: int = 10,
+    measure_batch_size: int = 256,
+    seed: int = 0,
+    **fit_kwargs: Any,
+) -> TaskAffinity:
+    """Trains a compiled multi-task model with `fit` and measures its tasks'
+    affinities along the way (see the module docstring).
+
+    Args:
+        model: A compiled `MultiTaskModel` whose tasks share variables.
+        x: Training inputs (arrays or a dict of arrays), or a
+            `keras.utils.PyDataset` of `(x, y)` batches (`MixedBatches`).
+        y: Training labels for array inputs.
+        every: Measure every this many training steps.
+        measure_batch_size: Samples per measurement (array inputs; a data
+            set's own batch otherwise).
+        seed: Seed of the measurement batches.
+        **fit_kwargs: Passed to `model.fit` (`epochs`, `batch_size`,
+            `validation_data`, ...).
+
+    Returns:
+        A `TaskAffinity`; `.group(budget)` recommends task groups.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> from keras_mtl import Task, build_model
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(256, 4)).astype("float32")
+    >>> y = {"a": (x[:, 0] > 0) * 1.0, "b": (x[:, 1] > 0) * 1.0}
+    >>> model = build_model({"x": (4,)}, keras.layers.Dense(8),
+    ...                     [Task("a"), Task("b")])
+    >>> model.compile(optimizer="sgd")
+    >>> affinity = task_affinity(model, {"x": x}, y, every=4, epochs=1,
+    ...                          batch_size=32, verbose=0)
+    >>> affinity.lookahead.shape, bool((affinity.lookahead.diagonal() > 0).all())
+    ((2, 2), True)
+    """
+    recorder = AffinityRecorder(_sampler(x, y, measure_batch_size, seed), every)
+    callbacks = list(fit_kwargs.pop("callbacks", None) or []) + [recorder]
+    model.fit(x, y, callbacks=callbacks, **fit_kwargs)
+    return recorder.result()
+
+
+def grouping_from_text(text: str, tasks: Sequence[str]) -> list[list[str]]:
+    """Parses `"a,b;c"` into groups, checking every task is named.
+
+    Example:
+    >>> grouping_from_text("a, b; c", ["a", "b", "c"])
+    [['a', 'b'], ['c']]
+    """
+    groups = [[t.strip() for t in g.split(",") if t.strip()] for g in text.split(";")]
+    groups = [g for g in groups if g]
+    named = {t for g in groups for t in g}
+    unknown = sorted(named - set(tasks))
+    if unknown:
+        raise ValueError(
+            f"The groups name {unknown[0]!r}, which is not a task; the tasks are "
+            f"{', '.join(tasks)}."
+        )
+    missing = [t for t in tasks if t not in named]
+    if missing:
+        raise ValueError(
+            f"The groups leave out task {missing[0]!r}; every task must be in a "
+            "group (a group of one trains it alone)."
+        )
+    return groups
+
+
+__all__ = [
+    "AffinityRecorder",
+    "Grouping",
+    "TaskAffinity",
+    "grouping_from_text",
+    "measure",
+    "select_groups",
+    "task_affinity",
+]
