@@ -18,7 +18,13 @@ each task's official test split, mean ± standard deviation over seeds; Δm%
 of the four tasks' macro-F1 against the single-task models of the same seed,
 with its 95% interval.
 
-    python benchmarks/tweeteval.py [--seeds 3] [--variants ew,sentiment] [--quick]
+    python benchmarks/tweeteval.py [--seeds 3] [--variants ew,sentiment] [--groups]
+        [--quick]
+
+With `--groups`, the `sentiment` variant first measures the five tasks'
+affinity (`mtl affinity`), then also trains the recommended groups, and the
+script prints the affinity score each grouping predicts beside its measured
+Δm% (the four TweetEval tasks; sentiment is auxiliary).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from keras_mtl import runner  # noqa: E402
+from keras_mtl.analysis import select_groups  # noqa: E402
 from keras_mtl.config import Config  # noqa: E402
 from keras_mtl.evaluation import delta_m, summarize  # noqa: E402
 
@@ -140,6 +147,13 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="one seed, one epoch, n-grams, EW"
     )
+    parser.add_argument(
+        "--groups",
+        action="store_true",
+        help="with the sentiment variant: measure task affinity, train the "
+        "recommended groups, and compare predicted with measured Δm%%",
+    )
+    parser.add_argument("--budget", type=int, help="at most this many groups")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not args.data.is_dir():
@@ -152,6 +166,8 @@ def main() -> None:
     variants = ["ew"] if args.quick else args.variants.split(",")
     start = time.perf_counter()
     rows = []
+    predicted: dict[str, float] = {}
+    affinity_out: dict | None = None
     scratch = Path(tempfile.mkdtemp(prefix="tweeteval-"))
     for encoder in encoders:
         data = base_config(args.data, ENCODERS[encoder], epochs)
@@ -165,14 +181,69 @@ def main() -> None:
             config = Config(config_data, f"<tweeteval {encoder} {variant}>")
             first = variant == variants[0]
             t0 = time.perf_counter()
+            groups = None
+            data_set = None
+            if variant == "sentiment" and args.groups:
+                data_set = runner.data_module.load(config)
+                measured = runner.affinity(
+                    config, log=lambda m: print("  " + m, flush=True), data=data_set
+                )
+                grouping = measured.group(args.budget)
+                whole = select_groups(measured.lookahead, measured.tasks, budget=1)
+                print(measured.format(), flush=True)
+                print(f"  recommended: {grouping.format()}", flush=True)
+                groups = grouping.groups
+                predicted.update(
+                    {
+                        "all-in-one": whole.score,
+                        "recommended groups": grouping.score,
+                        "single-task": 0.0,
+                    }
+                )
+                affinity_out = {
+                    **measured.to_dict(),
+                    "grouping": grouping.to_dict(),
+                    "all_in_one_score": whole.score,
+                }
             result = runner.run(
                 config,
                 seeds=seeds,
                 baselines=first,
                 log=lambda m: print("  " + m, flush=True),
+                groups=groups,
+                data=data_set,
             )
             print(f"  ({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
             multi = [r for r in result["runs"] if r["model"] == runner.MULTI]
+            if groups:
+                grouped = [r for r in result["runs"] if r["model"] == runner.GROUPED]
+                label = " ".join("{" + ", ".join(g) + "}" for g in groups)
+                rows.append(
+                    (
+                        encoder,
+                        f"grouped by affinity: {label}",
+                        {
+                            t: summarize([macro_f1(r["scores"])[t] for r in grouped])
+                            for t in TASKS
+                        },
+                        summarize(
+                            [
+                                delta_m(
+                                    {
+                                        t: {"f1": macro_f1(r["scores"])[t]}
+                                        for t in TASKS
+                                    },
+                                    {
+                                        t: {"f1": single_runs[r["seed"]][t]}
+                                        for t in TASKS
+                                    },
+                                    {"f1": True},
+                                )
+                                for r in grouped
+                            ]
+                        ),
+                    )
+                )
             if first:
                 for run in result["runs"]:
                     if run["model"].startswith(runner.SINGLE):
@@ -242,6 +313,25 @@ def main() -> None:
             f"[{dm['ci95'][0]:+.2f}, {dm['ci95'][1]:+.2f}]"
         )
         print(f"| {encoder} | {model} | " + " | ".join(cells) + f" | {dm_cell} |")
+    if predicted:
+        print()
+        print("| model | predicted: affinity score | measured: Δm% vs single-task |")
+        print("|---|---|---|")
+        measured_dm = {
+            "all-in-one": next(
+                d for e, m, p, d in rows if m == "multi-task, sentiment"
+            ),
+            "recommended groups": next(
+                d for e, m, p, d in rows if m.startswith("grouped by affinity")
+            ),
+            "single-task": {"mean": 0.0, "std": 0.0, "ci95": [0.0, 0.0]},
+        }
+        for name, score in predicted.items():
+            dm = measured_dm[name]
+            print(
+                f"| {name} | {score:+.4f} | {dm['mean']:+.2f} "
+                f"[{dm['ci95'][0]:+.2f}, {dm['ci95'][1]:+.2f}] |"
+            )
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -252,6 +342,8 @@ def main() -> None:
                             for e, m, p, d in rows
                         ],
                         "minutes": minutes,
+                        "affinity": affinity_out,
+                        "predicted": predicted,
                     }
                 ),
                 indent=2,

@@ -22,9 +22,11 @@ HEADS = {"t0": [1.0, 0.5], "t1": [0.8, 0.7], "t2": [-0.6, 0.9]}
 def _linear_model(optimizer, head_weights=HEADS):
     heads = {
         name: keras.layers.Dense(
-            1, use_bias=False, kernel_initializer=keras.initializers.Constant(
+            1,
+            use_bias=False,
+            kernel_initializer=keras.initializers.Constant(
                 np.array(h, "float32").reshape(2, 1)
-            )
+            ),
         )
         for name, h in head_weights.items()
     }
@@ -73,7 +75,9 @@ def test_measure_equals_the_definition_by_hand():
         "t2": rng.normal(size=64).astype("float32"),
     }
     model = _linear_model(keras.optimizers.SGD(0.05))
-    before = [v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in model.get_weights()]
+    before = [
+        v.numpy() if hasattr(v, "numpy") else np.asarray(v) for v in model.get_weights()
+    ]
     look, cos, valid = measure(model, {"x": x}, y)
     expected_look, expected_cos = _by_hand(x, y, 0.05)
     assert valid.all()

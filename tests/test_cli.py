@@ -70,8 +70,8 @@ def test_demo_lstm_models_are_the_seeds():
     [
         (
             [],
-            "mtl: name a command: mtl demo, train, evaluate, predict, compare, plot or "
-            "methods (see mtl --help).",
+            "mtl: name a command: mtl demo, train, affinity, evaluate, predict, "
+            "compare, plot or methods (see mtl --help).",
         ),
         (["demo", "--epochs", "0"], "argument --epochs: expected a number >= 1, got 0"),
         (["demo", "--train-pairs", "many"], "expected a whole number, got 'many'"),

@@ -217,3 +217,52 @@ def test_bad_config_and_bad_data_exit_2(tmp_path, capsys):
         "task 'positive' is binary: labels must be 0 or 1, got 7"
         in capsys.readouterr().err
     )
+
+
+def test_affinity_and_groups(tmp_path, capsys):
+    config = _write(tmp_path, n=192)
+    out = tmp_path / "aff"
+    assert main(["affinity", str(config), "--out", str(out), "--every", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "lookahead affinity" in printed and "Recommended groups:" in printed
+    saved = json.loads((out / "affinity.json").read_text())
+    assert saved["tasks"] == ["positive", "strong"]
+    # 128 training rows in batches of 16, 2 epochs: 16 steps, every 2nd measured.
+    assert len(saved["lookahead"]) == 2 and saved["measurements"][0][1] == 8
+    assert (out / "affinity.png").read_bytes()[:4] == b"\x89PNG"
+
+    run = tmp_path / "grouped"
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--out",
+                str(run),
+                "--baselines",
+                "--groups",
+                "positive;strong",
+            ]
+        )
+        == 0
+    )
+    result = json.loads((run / "results.json").read_text())
+    assert result["groups"] == [["positive"], ["strong"]]
+    # Groups of one are the single-task models: the grouped model's scores
+    # are theirs, and its Δm% is exactly 0.
+    grouped = result["summary"]["grouped"]["test"]
+    single = result["summary"]["single_task:positive"]["test"]["positive"]
+    assert grouped["positive"]["accuracy"]["mean"] == single["accuracy"]["mean"]
+    assert result["delta_m_grouped"]["test"]["mean"] == 0.0
+    assert "grouped vs single-task" in (run / "results.md").read_text()
+    # "auto" measures the affinity first and trains what it recommends.
+    auto = tmp_path / "auto"
+    assert main(["train", str(config), "--out", str(auto), "--groups", "auto"]) == 0
+    assert "Recommended groups:" in capsys.readouterr().out
+    groups = json.loads((auto / "results.json").read_text())["groups"]
+    assert {t for g in groups for t in g} == {"positive", "strong"}
+    assert "grouped" in json.loads((auto / "results.json").read_text())["summary"]
+    assert (
+        main(["train", str(config), "--out", str(tmp_path / "x"), "--budget", "2"]) == 2
+    )
+    assert "--budget goes with --groups auto" in capsys.readouterr().err

@@ -242,7 +242,9 @@ class_weight = "balanced"
     config = Config.from_string(text)
     assert config.data["encoder"] == {"name": "ngrams"}
     assert "[encoder]" in config.to_toml()
-    words = text.replace('encoding = "bytes"', 'encoding = "words"\nvocabulary_size = 50')
+    words = text.replace(
+        'encoding = "bytes"', 'encoding = "words"\nvocabulary_size = 50'
+    )
     assert Config.from_string(words).data["encoder"] == {
         "name": "ngrams",
         "tokens": "words",
@@ -257,7 +259,7 @@ class_weight = "balanced"
     ("value", "message"),
     [
         ('"balance"', '[training].class_weight must be "balanced" or a table by task'),
-        ("{ frist = \"balanced\" }", "[training].class_weight.frist names no task"),
+        ('{ frist = "balanced" }', "[training].class_weight.frist names no task"),
         ("3", "[training].class_weight must be a string or a table, got int 3."),
     ],
 )

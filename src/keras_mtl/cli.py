@@ -1,7 +1,8 @@
 """The `mtl` command line tool.
 
-Commands: `demo`, `train CONFIG`, `evaluate MODEL DATA`, `predict MODEL DATA`,
-`compare CONFIG --vary KEY=V1,V2`, `plot RESULTS`, `methods`. Exit codes: 0
+Commands: `demo`, `train CONFIG`, `affinity CONFIG`, `evaluate MODEL DATA`,
+`predict MODEL DATA`, `compare CONFIG --vary KEY=V1,V2`, `plot RESULTS`,
+`methods`. Exit codes: 0
 done, 1 failed run, 2 bad usage, config or data (one sentence on stderr,
 never a traceback; `MTL_TRACEBACK=1` shows one).
 """
@@ -94,9 +95,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--epochs", type=_positive, help="override [training] epochs")
     train.add_argument(
+        "--groups",
+        help='also train task groups, each as one model: "a,b;c", or "auto" for '
+        "the groups `mtl affinity` recommends (needs --baselines for Δm%%)",
+    )
+    train.add_argument(
+        "--budget", type=_positive, help="with --groups auto: at most this many groups"
+    )
+    train.add_argument(
         "--resume",
         action="store_true",
         help="continue the run whose checkpoints are in OUT/checkpoints",
+    )
+
+    affinity = commands.add_parser(
+        "affinity",
+        help="measure which tasks help each other and recommend task groups",
+        description="Trains the config's model once (summed losses), measures the "
+        "lookahead affinity and gradient cosine of every pair of tasks every few "
+        "steps, prints both matrices and the recommended groups, and writes "
+        "affinity.png and affinity.json.",
+    )
+    affinity.add_argument("config", help="the TOML config")
+    affinity.add_argument(
+        "--out", default="mtl-affinity", help="output folder (default mtl-affinity)"
+    )
+    affinity.add_argument("--epochs", type=_positive, help="override [training] epochs")
+    affinity.add_argument(
+        "--every", type=_positive, default=10, help="steps between measurements"
+    )
+    affinity.add_argument(
+        "--budget",
+        type=_positive,
+        help="at most this many groups (default: half the tasks, at least 2)",
     )
 
     evaluate = commands.add_parser(
@@ -208,13 +239,34 @@ def _train(args: argparse.Namespace) -> int:
         )
     console = Console()
     verbose = 1 if sys.stdout.isatty() else 2
+    log = lambda m: console.print(m, markup=False)  # noqa: E731
+    groups = None
+    data = None
+    if args.groups:
+        from keras_mtl import data as data_module
+        from keras_mtl.analysis.affinity import grouping_from_text
+
+        names = [t["name"] for t in config.data["tasks"]]
+        data = data_module.load(config)
+        if args.groups == "auto":
+            measured = runner.affinity(config, verbose=verbose, log=log, data=data)
+            grouping = measured.group(args.budget)
+            console.print(measured.format(), markup=False)
+            log(f"Recommended groups: {grouping.format()}")
+            groups = grouping.groups
+        else:
+            groups = grouping_from_text(args.groups, names)
+    elif args.budget:
+        raise UsageError("mtl train: --budget goes with --groups auto.")
     result = runner.run(
         config,
         seeds=seeds,
         baselines=baselines,
         verbose=verbose,
-        log=lambda m: console.print(m, markup=False),
+        log=log,
         checkpoints=checkpoints,
+        groups=groups,
+        data=data,
     )
     files = runner.save(result, out)
     _print_summary(console, result)
@@ -238,6 +290,8 @@ def _print_summary(console: Any, result: dict[str, Any]) -> None:
     console.print(table)
     for split, s in result.get("delta_m", {}).items():
         console.print(f"Δm% ({split}): {_cell(s, 2)}", markup=False)
+    for split, s in result.get("delta_m_grouped", {}).items():
+        console.print(f"Δm% of the groups ({split}): {_cell(s, 2)}", markup=False)
 
 
 def _cell(s: dict[str, Any], digits: int = 4) -> str:
@@ -245,6 +299,34 @@ def _cell(s: dict[str, Any], digits: int = 4) -> str:
         return "n/a"
     lo, hi = s["ci95"]
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _affinity(args: argparse.Namespace) -> int:
+    import json
+
+    from keras_mtl import runner
+
+    config = _load_config(args.config, args.epochs)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"mtl affinity: --out {out} is a file, expected a folder.")
+    verbose = 1 if sys.stdout.isatty() else 2
+    measured = runner.affinity(config, every=args.every, verbose=verbose)
+    grouping = measured.group(args.budget)
+    print(measured.format())
+    print(f"Recommended groups: {grouping.format()}")
+    out.mkdir(parents=True, exist_ok=True)
+    files = ["affinity.json"]
+    (out / "affinity.json").write_text(
+        json.dumps(
+            runner._jsonable({**measured.to_dict(), "grouping": grouping.to_dict()}),
+            indent=2,
+        )
+    )
+    if measured.plot(out / "affinity.png"):
+        files.append("affinity.png")
+    print(f"Wrote {', '.join(files)} to {out}.")
+    return EXIT_OK
 
 
 def _saved_model(path: str) -> Any:
@@ -488,6 +570,7 @@ def _methods(args: argparse.Namespace) -> int:
 COMMANDS = {
     "demo": _demo,
     "train": _train,
+    "affinity": _affinity,
     "evaluate": _evaluate,
     "predict": _predict,
     "compare": _compare,
@@ -504,8 +587,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command is None:
             raise UsageError(
-                "mtl: name a command: mtl demo, train, evaluate, predict, "
-                "compare, plot or methods (see mtl --help)."
+                "mtl: name a command: mtl demo, train, affinity, evaluate, "
+                "predict, compare, plot or methods (see mtl --help)."
             )
         return COMMANDS[args.command](args)
     except UsageError as error:

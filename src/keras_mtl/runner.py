@@ -22,30 +22,48 @@ MULTI = "multi_task"
 SINGLE = "single_task"
 #: The bag-of-words logistic regression's row in summaries (one fit: no seeds).
 YARDSTICK = "bag_of_words"
+#: Models of task groups, and the model that serves each task from its group.
+GROUP = "group"
+GROUPED = "grouped"
 
 
-def _single_task_config(config: Config, task: str) -> Config:
+def _subset_config(config: Config, tasks: list[str], balanced: bool = True) -> Config:
+    """The config for a model of some of its tasks: only their data sources,
+    losses and metrics; without `balanced`, plain summed losses (no
+    balancer)."""
     data = dict(config.data)
-    data["tasks"] = [t for t in config.data["tasks"] if t["name"] == task]
-    comp = {
-        k: v
-        for k, v in data.get("compile", {}).items()
-        if k
-        not in ("balancer", "balance_mode", "cosine", "update_every", "loss_weights")
-    }
-    for key in ("loss", "metrics", "weighted_metrics"):
+    data["tasks"] = [t for t in config.data["tasks"] if t["name"] in tasks]
+    dropped = ("balancer", "balance_mode", "cosine", "update_every")
+    if not balanced or len(tasks) == 1:
+        dropped += ("loss_weights",)
+    comp = {k: v for k, v in data.get("compile", {}).items() if k not in dropped}
+    if balanced and len(tasks) > 1:
+        comp = {k: v for k, v in data.get("compile", {}).items()}
+    for key in ("loss", "metrics", "weighted_metrics", "loss_weights"):
         if isinstance(comp.get(key), dict):
-            comp[key] = {k: v for k, v in comp[key].items() if k == task}
+            comp[key] = {k: v for k, v in comp[key].items() if k in tasks}
     data["compile"] = comp
+    weights = data.get("training", {}).get("class_weight")
+    if isinstance(weights, dict):
+        data["training"] = {
+            **data["training"],
+            "class_weight": {k: v for k, v in weights.items() if k in tasks},
+        }
     if "sources" in data.get("data", {}):
-        # Sources labelled for another task have nothing for this one.
+        # Sources labelled for other tasks only have nothing for these.
         data["data"] = {
             **data["data"],
             "sources": [
-                s for s in data["data"]["sources"] if s.get("task", task) == task
+                s
+                for s in data["data"]["sources"]
+                if s.get("task") is None or s["task"] in tasks
             ],
         }
     return Config(data, config.source)
+
+
+def _single_task_config(config: Config, task: str) -> Config:
+    return _subset_config(config, [task], balanced=False)
 
 
 def _training_data(data: data_module.Data, tasks: list[str]) -> Any:
@@ -171,15 +189,24 @@ def run(
     verbose: int = 0,
     log: Callable[[str], None] = print,
     checkpoints: Path | None = None,
+    groups: list[list[str]] | None = None,
+    data: data_module.Data | None = None,
 ) -> dict[str, Any]:
     """Trains the multi-task model (and the single-task baselines) over
     `seeds` seeds and summarises the scores.
 
+    With `groups` (lists of task names, every task in one at least), each
+    group of two or more tasks is also trained as its own multi-task model,
+    and the `grouped` model serves each task from the first group that holds
+    it (a group of one: the single-task model).
+
     Returns:
         A JSON-ready dict: `runs` (per seed and model: scores and history),
         `summary` (per model, task, split and score: mean, std, 95%
-        interval), `delta_m` (per split, over seeds) and `data` (what
-        loading did). The first seed's multi-task model is under `model`.
+        interval; with baselines also the bag-of-words yardstick), `delta_m`
+        (per split, over seeds; `delta_m_grouped` for the groups) and `data`
+        (what loading did). The first seed's multi-task model is under
+        `model`.
 
     With `checkpoints` (a folder), each model and seed checkpoints into its
     own subfolder and resumes from it: a run killed at any point and run
@@ -192,7 +219,7 @@ def run(
         return Path(checkpoints) / f"{name.replace(':', '-')}-seed{seed}"
 
     base_seed = config.training().get("seed", 0)
-    data = data_module.load(config)
+    data = data or data_module.load(config)
     log(_describe_data(data))
     runs: list[dict[str, Any]] = []
     first_model = None
@@ -231,6 +258,8 @@ def run(
                     }
                 )
                 log(f"seed {seed}: single-task {task} " + _brief(single["scores"]))
+        if groups:
+            runs += _train_groups(config, data, seed, groups, runs, verbose, log)
     summary = _summarize(runs, task_names)
     if baselines:
         yard = bag_of_words(config, data, first_model)
@@ -251,10 +280,99 @@ def run(
         "runs": runs,
         "summary": summary,
     }
+    if groups:
+        result["groups"] = groups
     if baselines and len(task_names) > 1:
         result["delta_m"] = _delta_m(runs, task_names)
+        if groups:
+            result["delta_m_grouped"] = _delta_m(runs, task_names, GROUPED)
     result["model"] = first_model
     return result
+
+
+def _train_groups(
+    config: Config,
+    data: data_module.Data,
+    seed: int,
+    groups: list[list[str]],
+    runs: list[dict[str, Any]],
+    verbose: int,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """One seed's group models, and the `grouped` run assembled from them."""
+    out = []
+    by_group: dict[tuple[str, ...], dict[str, Any]] = {}
+    for group in groups:
+        key = tuple(group)
+        if len(group) == 1:
+            done = next(
+                (
+                    r
+                    for r in runs
+                    if r["model"] == f"{SINGLE}:{group[0]}" and r["seed"] == seed
+                ),
+                None,
+            )
+            if done is not None:
+                by_group[key] = done
+                continue
+        trained = train_once(_subset_config(config, list(group)), data, seed, verbose)
+        name = f"{GROUP}:{'+'.join(group)}"
+        entry = {
+            "model": name,
+            "seed": seed,
+            "scores": trained["scores"],
+            "history": trained["history"],
+        }
+        out.append(entry)
+        by_group[key] = entry
+        log(f"seed {seed}: group {'+'.join(group)} " + _brief(trained["scores"]))
+    serving = {}
+    for group in groups:
+        for task in group:
+            serving.setdefault(task, by_group[tuple(group)])
+    scores: dict[str, Any] = {}
+    for split in next(iter(by_group.values()))["scores"]:
+        scores[split] = {t: r["scores"][split][t] for t, r in serving.items()}
+    out.append({"model": GROUPED, "seed": seed, "scores": scores, "history": {}})
+    return out
+
+
+def affinity(
+    config: Config,
+    every: int = 10,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+    data: data_module.Data | None = None,
+) -> Any:
+    """Trains the config's model once (summed losses, no balancer) and
+    measures its tasks' affinities every `every` steps
+    (`keras_mtl.analysis.task_affinity`)."""
+    from keras_mtl.analysis import affinity as affinity_module
+
+    data = data or data_module.load(config)
+    log(_describe_data(data))
+    names = [t["name"] for t in config.data["tasks"]]
+    if len(names) < 2:
+        raise config.error("[[tasks]]", "lists one task: affinity needs two or more.")
+    train = _training_data(data, names)
+    if not isinstance(train, tuple | data_module.MixedBatches):
+        raise config.error(
+            "[data]", "streams its training data: affinity needs it in memory."
+        )
+    x, y = train if isinstance(train, tuple) else (train, None)
+    seed = config.training().get("seed", 0)
+    recorder = affinity_module.AffinityRecorder(
+        affinity_module.batches_of(x, y, 256, seed), every
+    )
+    train_once(
+        _subset_config(config, names, balanced=False),
+        data,
+        seed,
+        verbose,
+        callbacks=[recorder],
+    )
+    return recorder.result()
 
 
 def _training_arrays(data: data_module.Data, tasks: list[Any]) -> Any:
@@ -344,9 +462,9 @@ def _summarize(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
     return out
 
 
-def _delta_m(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
+def _delta_m(runs: list[dict], tasks: list[str], model: str = MULTI) -> dict[str, Any]:
     out = {}
-    multi = [r for r in runs if r["model"] == MULTI]
+    multi = [r for r in runs if r["model"] == model]
     for split in multi[0]["scores"]:
         values = []
         for run in multi:
@@ -390,10 +508,17 @@ def markdown(result: dict[str, Any]) -> str:
                     lines.append(
                         f"| {model} | {split} | {task} | {metric} | {_fmt(s)} |"
                     )
-    if "delta_m" in result:
-        lines += ["", "| Δm% (multi-task vs single-task) | value |", "|---|---|"]
-        for split, s in result["delta_m"].items():
-            lines.append(f"| {split} | {_fmt(s, 2)} |")
+    for key, what in (
+        ("delta_m", "multi-task vs single-task"),
+        ("delta_m_grouped", "grouped vs single-task"),
+    ):
+        if key in result:
+            lines += ["", f"| Δm% ({what}) | value |", "|---|---|"]
+            for split, s in result[key].items():
+                lines.append(f"| {split} | {_fmt(s, 2)} |")
+    if "groups" in result:
+        groups = " ".join("{" + ", ".join(g) + "}" for g in result["groups"])
+        lines += ["", f"Groups: {groups}."]
     return "\n".join(lines) + "\n"
 
 

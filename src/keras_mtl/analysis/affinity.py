@@ -277,9 +277,7 @@ class AffinityRecorder(keras.callbacks.Callback):
         with np.errstate(invalid="ignore", divide="ignore"):
             look = self.sums["look"] / n
             cos = self.sums["cos"] / n
-        return TaskAffinity(
-            list(self.model.task_names), look, cos, n.astype(np.int64)
-        )
+        return TaskAffinity(list(self.model.task_names), look, cos, n.astype(np.int64))
 
 
 def measure(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -355,7 +353,7 @@ def measure(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     return lookahead, cosine, valid
 
 
-def _sampler(x: Any, y: Any, batch_size: int, seed: int) -> Callable[[int], Any]:
+def batches_of(x: Any, y: Any, batch_size: int, seed: int) -> Callable[[int], Any]:
     """Measurement batches: rows drawn from arrays, or batches of a data set."""
     if isinstance(x, keras.utils.PyDataset):
 
@@ -423,7 +421,7 @@ def task_affinity(
     >>> affinity.lookahead.shape, bool((affinity.lookahead.diagonal() > 0).all())
     ((2, 2), True)
     """
-    recorder = AffinityRecorder(_sampler(x, y, measure_batch_size, seed), every)
+    recorder = AffinityRecorder(batches_of(x, y, measure_batch_size, seed), every)
     callbacks = list(fit_kwargs.pop("callbacks", None) or []) + [recorder]
     model.fit(x, y, callbacks=callbacks, **fit_kwargs)
     return recorder.result()
@@ -456,6 +454,7 @@ def grouping_from_text(text: str, tasks: Sequence[str]) -> list[list[str]]:
 
 __all__ = [
     "AffinityRecorder",
+    "batches_of",
     "Grouping",
     "TaskAffinity",
     "grouping_from_text",

@@ -72,7 +72,9 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
     return module().segment_sum(data, segment_ids, num_segments)
 
 
-def task_gradients(losses_of: Callable[[list[Any]], Any], values: list[Any]) -> list[Any]:
+def task_gradients(
+    losses_of: Callable[[list[Any]], Any], values: list[Any]
+) -> list[Any]:
     """The Jacobian of a (tasks,) loss vector `losses_of(values)` with respect
     to `values`, computed eagerly: one NumPy (tasks, *shape) array per value
     (for analysis, outside the compiled step)."""

@@ -256,6 +256,4 @@ def task_gradients(
         parts = [losses[i] for i in range(int(losses.shape[0]))]
     rows = [_zeros_for_none(tape.gradient(p, leaves), leaves) for p in parts]
     del tape
-    return [
-        np.stack([np.asarray(row[k]) for row in rows]) for k in range(len(leaves))
-    ]
+    return [np.stack([np.asarray(row[k]) for row in rows]) for k in range(len(leaves))]

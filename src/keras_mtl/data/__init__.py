@@ -561,7 +561,14 @@ def _load_sources(
                 if source.get("labels", {}).get(t.name, t.name)
                 in parts["train"].columns
             ]
+            if not own:
+                continue  # labels none of the model's tasks: nothing to learn
             frames.append((name, parts, own, source.get("labels", {})))
+    if not frames:
+        raise ValueError(
+            f"{config.source}: no data source has labels for the tasks "
+            f"{', '.join(t.name for t in tasks)}."
+        )
     import pandas as pd
 
     filler.fit(

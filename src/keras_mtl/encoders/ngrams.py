@@ -39,6 +39,15 @@ class NgramEncoder(keras.layers.Layer):
             take the first rows of the table, bigrams the `buckets` after).
         dropout: Dropout on the encoding while training.
         lowercase: Lower-case ASCII letters before hashing (byte input).
+        learning_rate_scale: The table is stored divided by this and the
+            encoding multiplied by it, so an optimizer whose steps do not
+            depend on the gradient's scale (Adam, RMSprop) moves the
+            embeddings this many times slower than the heads: a rare
+            n-gram seen once cannot jump far and be memorised.
+        pooling: `"mean"` (default): one mean over all n-grams, as
+            fastText; `"families"`: the sum of the mean embedding of each
+            n-gram family (character n-grams, words, word bigrams), so a
+            text's few words weigh as much as its many character n-grams.
 
     Example:
     >>> import numpy as np
@@ -58,6 +67,8 @@ class NgramEncoder(keras.layers.Layer):
         vocab_size: int | None = None,
         dropout: float = 0.0,
         lowercase: bool = True,
+        pooling: str = "mean",
+        learning_rate_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -75,6 +86,18 @@ class NgramEncoder(keras.layers.Layer):
             raise ValueError(
                 f"Encoder '{self.name}': dropout must be in [0, 1), got {dropout}."
             )
+        if pooling not in ("families", "mean"):
+            raise ValueError(
+                f"Encoder '{self.name}': pooling must be 'families' or 'mean', "
+                f"got {pooling!r}."
+            )
+        self.pooling = pooling
+        if not 0.0 < float(learning_rate_scale) <= 1.0:
+            raise ValueError(
+                f"Encoder '{self.name}': learning_rate_scale must be in (0, 1], "
+                f"got {learning_rate_scale}."
+            )
+        self.learning_rate_scale = float(learning_rate_scale)
         if int(dim) < 1:
             raise ValueError(f"Encoder '{self.name}': dim must be >= 1, got {dim}.")
         self.dim = int(dim)
@@ -109,7 +132,8 @@ class NgramEncoder(keras.layers.Layer):
             rows,
             self.dim,
             embeddings_initializer=keras.initializers.RandomUniform(
-                -1.0 / self.dim, 1.0 / self.dim
+                -1.0 / (self.dim * self.learning_rate_scale),
+                1.0 / (self.dim * self.learning_rate_scale),
             ),
             name="ngram_embedding",
         )
@@ -133,12 +157,37 @@ class NgramEncoder(keras.layers.Layer):
         bigrams = self.vocab_size - 1 + mix(pair, BIGRAM, self.buckets)
         return ops.concatenate([words, ops.where(both, bigrams, 0)], axis=1)
 
+    def _families(self, length: Any) -> list[tuple[Any, Any]]:
+        """(start, stop) of each n-gram family's slots among the ids:
+        character n-grams, words, word bigrams."""
+        bounds = []
+        start = 0
+        if self.char_ngrams is not None:
+            stop = (self.char_ngrams[1] - self.char_ngrams[0] + 1) * length
+            bounds.append((start, stop))
+            start = stop
+        if self.word_ngrams >= 1:
+            bounds.append((start, start + length))
+            start = start + length
+        if self.word_ngrams == 2:
+            bounds.append((start, None))
+        return bounds
+
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         ids = self.ngram_ids(inputs)
         present = ops.cast(ops.expand_dims(ids > 0, -1), self.compute_dtype)
         vectors = self.embedding(ids) * present
-        count = ops.maximum(ops.sum(present, axis=1), 1.0)
-        encoding = ops.sum(vectors, axis=1) / count
+        if self.pooling == "mean":
+            spans = [(0, None)]
+        else:
+            spans = self._families(ops.shape(inputs)[1])
+        encoding = None
+        for start, stop in spans:
+            count = ops.maximum(ops.sum(present[:, start:stop], axis=1), 1.0)
+            mean = ops.sum(vectors[:, start:stop], axis=1) / count
+            encoding = mean if encoding is None else encoding + mean
+        if self.learning_rate_scale != 1.0:
+            encoding = encoding * self.learning_rate_scale
         if self.drop is not None:
             encoding = self.drop(encoding, training=training)
         return encoding
@@ -157,4 +206,6 @@ class NgramEncoder(keras.layers.Layer):
             "vocab_size": self.vocab_size,
             "dropout": self.dropout,
             "lowercase": self.lowercase,
+            "pooling": self.pooling,
+            "learning_rate_scale": self.learning_rate_scale,
         }
