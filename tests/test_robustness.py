@@ -91,6 +91,57 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, source, balancer):
         assert again.epoch == [0, 1, 2]
 
 
+def test_early_stopped_run_resumes_to_the_same_stop_and_best_weights(tmp_path):
+    """Validation labels unrelated to the inputs: early stopping ends the run
+    after a few epochs and restores an earlier epoch's weights. Killed in
+    the middle (mid-epoch, and right after its last epoch) and resumed, the
+    run stops at the same epoch with the same weights and logs."""
+    x, y = _data()
+    rng = np.random.default_rng(5)
+    val = (
+        x,
+        {
+            "up": rng.integers(0, 2, 60).astype("float32"),
+            "kind": rng.integers(0, 3, 60),
+        },
+    )
+
+    def fit(model, folder, extra=()):
+        return model.fit(
+            x,
+            y,
+            batch_size=8,
+            validation_data=val,
+            early_stopping=1,
+            epochs=30,
+            verbose=0,
+            callbacks=[Checkpoint(folder, every=3), *extra],
+        )
+
+    whole = _model()
+    history = fit(whole, tmp_path / "whole")
+    epochs = len(history.history["loss"])
+    assert epochs < 30
+    best = int(np.argmin(history.history["val_loss"]))
+    assert best < epochs - 1  # the weights restored are not the last epoch's
+    for at in (12, 8 * epochs):  # mid-epoch 2; after the last step
+        folder = tmp_path / f"cut{at}"
+        with pytest.raises(KeyboardInterrupt):
+            fit(_model(), folder, [_Interrupt(at)])
+        resumed = _model()
+        again = fit(resumed, folder)
+        for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert again.history == history.history
+    # Run again on the finished run's folder: it had stopped, so nothing is
+    # trained and the best weights come back.
+    finished = _model()
+    again = fit(finished, tmp_path / "whole")
+    for a, b in zip(whole.get_weights(), finished.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.history == history.history
+
+
 def test_checkpoint_refuses_another_model(tmp_path):
     model = _model()
     _fit(model, _data(), tmp_path)

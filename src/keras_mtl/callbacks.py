@@ -122,9 +122,12 @@ class Checkpoint(keras.callbacks.Callback):
     Arrays given to `fit` are batched by `keras_mtl.data.ArrayBatches`
     (order by seed and epoch, so any epoch replays); `MixedBatches` and
     streamed tables replay already. `validation_split` is refused (give
-    `validation_data`). Callbacks with their own counters (EarlyStopping,
-    ReduceLROnPlateau) restart them on resume, as with Keras's
-    `BackupAndRestore`.
+    `validation_data`). The state of `keras_mtl.callbacks.EarlyStopping`
+    (what `fit(early_stopping=N)` and `fit()` without `epochs` use) is
+    checkpointed too, so a resumed run stops and restores its best weights
+    exactly as an uninterrupted one; other callbacks with counters (Keras's
+    own EarlyStopping, ReduceLROnPlateau) restart them on resume, as with
+    Keras's `BackupAndRestore`.
 
     Mid-epoch resume needs a `keras_mtl.MultiTaskModel`; with another Keras
     model, `every` must be `"epoch"`.
@@ -178,6 +181,8 @@ class Checkpoint(keras.callbacks.Callback):
         self.last_path: Path | None = None
         self._pending_metrics: list[np.ndarray] | None = None
         self._pending_rng: tuple[dict, Any] | None = None
+        #: Callbacks whose state the checkpoints hold (`EarlyStopping`).
+        self.stateful: list[Any] = []
 
     # ---------------------------------------------------------- files
 
@@ -226,6 +231,12 @@ class Checkpoint(keras.callbacks.Callback):
         backend_rng = mtl_backend.rng_state()
         if backend_rng is not None:
             arrays["__rng__"] = backend_rng
+        meta["callbacks"] = []
+        for k, callback in enumerate(self.stateful):
+            state, weights = callback.checkpoint_state()
+            meta["callbacks"].append(state)
+            for i, w in enumerate(weights):
+                arrays[f"__callback{k}__/{i:06d}"] = w
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         path = self.directory / f"{PREFIX}{self.global_step:010d}{SUFFIX}"
         write_atomic(path, lambda f: np.savez(f, **arrays))
@@ -304,6 +315,12 @@ class Checkpoint(keras.callbacks.Callback):
                 else:
                     variable.assign(value)
         self._pending_metrics = metrics if meta["step"] > 0 else None
+        for k, (callback, state) in enumerate(
+            zip(self.stateful, meta.get("callbacks", []), strict=False)
+        ):
+            prefix = f"__callback{k}__/"
+            weights = [arrays[n] for n in sorted(arrays) if n.startswith(prefix)]
+            callback.restore_checkpoint_state(state, weights)
         self.history = {k: list(v) for k, v in meta["history"].items()}
         self.global_step = int(meta["global_step"])
         self.steps_per_epoch = meta["steps_per_epoch"]
@@ -362,6 +379,77 @@ class Checkpoint(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         self.save(epoch + 1, 0)
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's `EarlyStopping` whose state a `Checkpoint` saves and restores:
+    a run killed and resumed stops at the same epoch and restores the same
+    best weights as an uninterrupted one.
+
+    `MultiTaskModel.fit(early_stopping=N)` (and `fit()` with no `epochs`)
+    uses it. Within a resumed `fit`, which runs the interrupted epoch's tail
+    and the remaining epochs as two Keras `fit` calls, its state carries
+    over, and the best weights are restored only when training really ends.
+
+    Args:
+        total_epochs: The epochs the whole run asks for.
+        **kwargs: `keras.callbacks.EarlyStopping` arguments.
+    """
+
+    def __init__(self, total_epochs: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.total_epochs = total_epochs
+        self.last_epoch = -1
+        self._carry = False
+
+    @property
+    def finished(self) -> bool:
+        """Whether it has stopped training."""
+        return self.stopped_epoch > 0
+
+    def checkpoint_state(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        """JSON-ready counters, and the best weights (empty when none)."""
+        best = None if self.best is None else float(self.best)
+        meta = {
+            "wait": int(self.wait),
+            "best": best,
+            "best_epoch": int(self.best_epoch),
+            "stopped_epoch": int(self.stopped_epoch),
+            "last_epoch": int(self.last_epoch),
+            "has_weights": self.best_weights is not None,
+        }
+        weights = [np.asarray(w) for w in self.best_weights or []]
+        return meta, weights
+
+    def restore_checkpoint_state(
+        self, meta: dict[str, Any], weights: list[np.ndarray]
+    ) -> None:
+        self.wait = meta["wait"]
+        self.best = meta["best"]
+        self.best_epoch = meta["best_epoch"]
+        self.stopped_epoch = meta["stopped_epoch"]
+        self.last_epoch = meta["last_epoch"]
+        self.best_weights = list(weights) if meta["has_weights"] else None
+        self._carry = True
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        if self._carry:
+            return  # a resumed run (or its second part): keep the counters
+        super().on_train_begin(logs)
+        self.last_epoch = -1
+        self._carry = True
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        self.last_epoch = epoch
+
+    def on_train_end(self, logs: Any = None) -> None:
+        done = self.finished or (
+            self.total_epochs is not None and self.last_epoch + 1 >= self.total_epochs
+        )
+        if done or self.total_epochs is None:
+            super().on_train_end(logs)
+            self._carry = False
 
 
 class NonFiniteError(RuntimeError):
@@ -516,7 +604,14 @@ def fit_resumable(
                 f"{len(data)}: resume with the same data and batch size."
             )
         start = position.epoch
-        if position.step > 0 and position.epoch < epochs:
+        done = [c for c in checkpoint.stateful if getattr(c, "finished", False)]
+        if done:
+            # The run had stopped early: nothing is left to train.
+            for callback in done:
+                callback.set_model(model)
+                callback.on_train_end()
+            start = epochs
+        if position.step > 0 and position.epoch < epochs and not done:
             checkpoint.offset = position.step
             try:
                 histories.append(

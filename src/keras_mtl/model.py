@@ -532,6 +532,9 @@ class MultiTaskModel(keras.Model):
             epochs = defaults.EPOCHS
             if early_stopping is None:
                 early_stopping = defaults.PATIENCE
+        checkpoint = next(
+            (c for c in callbacks if isinstance(c, callbacks_module.Checkpoint)), None
+        )
         if early_stopping and not any(
             isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks
         ):
@@ -539,17 +542,20 @@ class MultiTaskModel(keras.Model):
                 kwargs.get("validation_data") is not None
                 or kwargs.get("validation_split", 0.0) > 0
             )
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss" if validating else "loss",
-                    patience=int(early_stopping),
-                    restore_best_weights=True,
-                )
+            stopper = callbacks_module.EarlyStopping(
+                total_epochs=epochs,
+                monitor="val_loss" if validating else "loss",
+                patience=int(early_stopping),
+                restore_best_weights=True,
             )
+            # Before the checkpoint, which then saves its state of that epoch.
+            at = callbacks.index(checkpoint) if checkpoint is not None else None
+            callbacks.insert(len(callbacks) if at is None else at, stopper)
+        if checkpoint is not None:
+            checkpoint.stateful = [
+                c for c in callbacks if isinstance(c, callbacks_module.EarlyStopping)
+            ]
         self._set_class_weights(class_weight, x, y)
-        checkpoint = next(
-            (c for c in callbacks if isinstance(c, callbacks_module.Checkpoint)), None
-        )
         mode = getattr(self, "_on_nonfinite", None)
         if mode is not None:
             # First, so that the step flag is gone before other callbacks
