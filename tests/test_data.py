@@ -256,6 +256,8 @@ task = "irony"
     single = next(r for r in result["runs"] if r["model"] == "single_task:irony")
     assert set(single["scores"]["test"]) == {"irony"}
     assert set(result["delta_m"]) == {"val", "test"}
+    # One-letter texts hold no word for the yardstick's TF-IDF: no row, no error.
+    assert result["summary"]["bag_of_words"] == {"val": {}, "test": {}}
 
 
 def test_streamed_training_matches_the_file(tmp_path):

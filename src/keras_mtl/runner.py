@@ -33,12 +33,11 @@ def _subset_config(config: Config, tasks: list[str], balanced: bool = True) -> C
     balancer)."""
     data = dict(config.data)
     data["tasks"] = [t for t in config.data["tasks"] if t["name"] in tasks]
-    dropped = ("balancer", "balance_mode", "cosine", "update_every")
+    comp = dict(data.get("compile", {}))
     if not balanced or len(tasks) == 1:
-        dropped += ("loss_weights",)
-    comp = {k: v for k, v in data.get("compile", {}).items() if k not in dropped}
-    if balanced and len(tasks) > 1:
-        comp = {k: v for k, v in data.get("compile", {}).items()}
+        for key in ("balancer", "balance_mode", "cosine", "update_every"):
+            comp.pop(key, None)
+        comp.pop("loss_weights", None)
     for key in ("loss", "metrics", "weighted_metrics", "loss_weights"):
         if isinstance(comp.get(key), dict):
             comp[key] = {k: v for k, v in comp[key].items() if k in tasks}

@@ -123,16 +123,25 @@ def scores(
 
     Returns:
         `{split: {task: scores}}` for the tasks the yardstick serves: binary
-        or multiclass tasks reading only text inputs, with training labels.
+        or multiclass tasks reading only text inputs, with training labels of
+        two classes or more and words of two characters or more.
     """
 
-    def text(x: Mapping[str, Any], names: Sequence[str]) -> dict[str, list[str]]:
+    def text(x: Mapping[str, Any]) -> dict[str, list[str]]:
         return {
-            n: list(x[n]) if isinstance(x[n], list) else texts_of(x[n]) for n in names
+            n: list(x[n]) if isinstance(x[n], list) else texts_of(x[n])
+            for n in text_inputs
         }
 
+    # Each split's texts are decoded once, when a task first needs them.
+    decoded: dict[str, dict[str, list[str]]] = {}
+
+    def texts(split: str) -> dict[str, list[str]]:
+        if split not in decoded:
+            decoded[split] = text(train[0] if split == "" else splits[split][0])
+        return decoded[split]
+
     out: dict[str, dict[str, dict[str, float]]] = {name: {} for name in splits}
-    decoded: dict[int, dict[str, list[str]]] = {}
     for task in tasks:
         names = list(task.inputs or text_inputs)
         if not supports(task) or not names or any(n not in text_inputs for n in names):
@@ -142,15 +151,15 @@ def scores(
         labels = np.asarray(train[1][task.name])
         if not present(task, labels.reshape(len(labels), -1)[:, :1]).any():
             continue
-        key = id(train[0])
-        decoded.setdefault(key, text(train[0], text_inputs))
-        model = BagOfWords(task, names).fit(decoded[key], labels)
-        for split, (x, y) in splits.items():
-            if task.name not in y:
-                continue
-            key = id(x)
-            decoded.setdefault(key, text(x, text_inputs))
-            out[split][task.name] = task_scores(
-                task, y[task.name], model.predict(decoded[key])
-            )
+        try:
+            model = BagOfWords(task, names).fit(texts(""), labels)
+        except ValueError:
+            # No word of two or more characters in the task's training texts
+            # (scikit-learn's "empty vocabulary"), or one class only: no row.
+            continue
+        for split, (_, y) in splits.items():
+            if task.name in y:
+                out[split][task.name] = task_scores(
+                    task, y[task.name], model.predict(texts(split))
+                )
     return out
