@@ -307,10 +307,10 @@ def measure(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
         return ops.stack(losses)
 
     shared_now = [trainable[k] for k in shared_pos]
-    before = keras.ops.convert_to_numpy(losses_of(shared_now)).astype(np.float64)
-    _, counts = model.task_losses(
-        y, model.stateless_call(trainable, non_trainable, x, training=False)[0]
-    )
+    # One forward pass gives the losses now and which tasks have labels.
+    preds, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+    losses_now, counts = model.task_losses(y, preds)
+    before = keras.ops.convert_to_numpy(ops.stack(losses_now)).astype(np.float64)
     labelled = np.array([float(keras.ops.convert_to_numpy(c)) > 0 for c in counts])
     jacobian = mtl_backend.task_gradients(losses_of, shared_now)
     k = len(model.task_names)
