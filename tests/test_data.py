@@ -169,6 +169,25 @@ def test_tweeteval_folder_and_errors(tmp_path):
         tweeteval.read_split(tmp_path / "irony", "test")
 
 
+def test_tweeteval_published_layout_parent_mapping(tmp_path):
+    """The published repository: `stance/mapping.txt` serves `stance/<target>`."""
+    stance = tmp_path / "stance"
+    _tweeteval(stance, ["x"], [0], ["none", "against", "favor"])
+    for name in ("train", "val", "test"):
+        for kind in ("text", "labels"):
+            (stance / f"{name}_{kind}.txt").unlink()
+    (stance / "abortion").mkdir()
+    for split in ("train", "val", "test"):
+        (stance / "abortion" / f"{split}_text.txt").write_text("a\nb\nc\n")
+        (stance / "abortion" / f"{split}_labels.txt").write_text("2\n0\n1\n")
+    assert tweeteval.read_mapping(stance / "abortion") == ["none", "against", "favor"]
+    frame = tweeteval.read_split(stance / "abortion", "train")
+    assert frame["label"].tolist() == [2, 0, 1]
+    (stance / "mapping.txt").unlink()
+    with pytest.raises(ValueError, match="no mapping.txt, neither in the folder"):
+        tweeteval.read_split(stance / "abortion", "train")
+
+
 def test_multi_dataset_batches_carry_the_right_masks(tmp_path):
     tasks = [Task("emotion", "multiclass", num_classes=3), Task("irony")]
     a = Source(

@@ -11,10 +11,26 @@ SPLITS = ("train", "val", "test")
 
 
 def read_mapping(folder: str | Path) -> list[str]:
-    """Class names by id from `mapping.txt` (`id<TAB>name` per line)."""
-    path = Path(folder) / "mapping.txt"
-    if not path.is_file():
-        raise ValueError(f"{folder}: no mapping.txt (a TweetEval folder has one).")
+    """Class names by id from `mapping.txt` (`id<TAB>name` per line).
+
+    The folder's own `mapping.txt`, else its parent's: the published
+    TweetEval repository keeps one `stance/mapping.txt` for the per-target
+    folders `stance/abortion`, `stance/atheism`, ...
+    """
+    folder = Path(folder)
+    path = next(
+        (
+            where / "mapping.txt"
+            for where in (folder, folder.parent)
+            if (where / "mapping.txt").is_file()
+        ),
+        None,
+    )
+    if path is None:
+        raise ValueError(
+            f"{folder}: no mapping.txt, neither in the folder nor in its parent "
+            "(a TweetEval folder has one)."
+        )
     names: dict[int, str] = {}
     for number, line in enumerate(files.read_text(path).splitlines(), 1):
         if not line.strip():
