@@ -15,6 +15,7 @@ that wrote it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import tempfile
@@ -29,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_mtl import backend as mtl_backend
+from keras_mtl import masking
 
 PREFIX = "ckpt-"
 SUFFIX = ".npz"
@@ -524,6 +526,74 @@ class NonFiniteGuard(keras.callbacks.Callback):
             logs.pop("nonfinite", None)
             if self.mode == "stop":
                 logs.pop("skipped_steps", None)
+
+
+#: The keys of the label check in a step's logs (`TaskMetrics.result`).
+LABEL_KEYS = ("label_fault", "label_fault_value", "label_fault_row")
+
+
+class LabelGuard(keras.callbacks.Callback):
+    """Stops training or evaluation at the first label out of its task's
+    range (read from the step's `label_fault` logs, so every backend and
+    every kind of data is checked batch by batch), and warns once per task
+    whose metrics are NaN because the data held no label for it. Added by
+    `MultiTaskModel.fit` and `evaluate`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warned: set[str] = set()
+        self.fitting = False
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.fitting = True
+
+    def on_train_end(self, logs: Any = None) -> None:
+        self.fitting = False
+
+    def _check(self, batch: int, logs: Any, where: str) -> None:
+        if logs is None:
+            return
+        values = [logs.pop(key, 0.0) for key in LABEL_KEYS]
+        code = int(round(float(values[0])))
+        if code == 0:
+            return
+        task = self.model.tasks[code - 1]
+        raise ValueError(
+            f"Task '{task.name}': label {masking.format_label(float(values[1]))} "
+            f"at row {int(round(float(values[2])))} of {where} batch {batch + 1} "
+            f"is outside {masking.range_text(task)} (-1 or NaN marks a missing "
+            "label)."
+        )
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self._check(batch, logs, "training")
+
+    def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+        self._check(batch, logs, "validation" if self.fitting else "evaluation")
+
+    def _unlabelled(self, logs: Any, prefix: str, what: str) -> None:
+        if logs is None:
+            return
+        for key in LABEL_KEYS:
+            logs.pop(prefix + key, None)
+        for name in self.model.task_names:
+            value = logs.get(f"{prefix}{name}_loss")
+            if value is None or name in self.warned:
+                continue
+            if math.isnan(float(value)):
+                self.warned.add(name)
+                warnings.warn(
+                    f"Task '{name}' has no labelled sample in the {what} data: "
+                    "its loss and metrics are NaN (the total loss leaves it out).",
+                    stacklevel=2,
+                )
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self._unlabelled(logs, "", "training")
+        self._unlabelled(logs, "val_", "validation")
+
+    def on_test_end(self, logs: Any = None) -> None:
+        self._unlabelled(logs, "", "validation" if self.fitting else "evaluation")
 
 
 class _EpochSync(keras.callbacks.Callback):

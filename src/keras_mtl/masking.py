@@ -67,6 +67,14 @@ def labels(
         present = ops.ones_like(y, dtype="bool")
     if task.kind != "regression":
         present = ops.logical_and(present, ops.not_equal(y, -1))
+        # A label out of range adds nothing (and cannot crash the loss);
+        # `LabelGuard` stops the run after the batch (see `faults`).
+        value = ops.cast(y, "float32")
+        if task.sparse_labels:
+            valid = ops.logical_and(value >= 0.0, value < float(task.num_classes))
+        else:
+            valid = ops.logical_or(ops.equal(value, 0.0), ops.equal(value, 1.0))
+        present = ops.logical_and(present, valid)
     if sample_weight is None:
         weight = ops.ones((batch,), dtype=floatx)
     else:
@@ -79,6 +87,89 @@ def labels(
     else:
         y = ops.where(present, ops.cast(y, floatx), ops.zeros_like(y, dtype=floatx))
     return Labels(y, ops.cast(present, floatx), weight)
+
+
+def faults(
+    task: Task, y_true: Tensor, sample_weight: Tensor = None
+) -> tuple[Tensor, Tensor] | None:
+    """Where a task's labels lie outside its range, and the wrong values.
+
+    A multiclass label must be a class id in `0..num_classes - 1`, a binary
+    or multilabel label 0 or 1; -1 and NaN mean missing, and so does a zero
+    sample weight. Regression targets have no range (None is returned).
+
+    Returns:
+        `(bad, value)`, both of shape (batch,): whether the row holds a label
+        out of range, and its first such value (float).
+
+    Example:
+    >>> import numpy as np
+    >>> bad, value = faults(Task("d", "multiclass", num_classes=10),
+    ...                     np.array([3, -1, 12, 9]))
+    >>> np.asarray(bad).tolist(), float(value[2])
+    ([False, False, True, False], 12.0)
+    """
+    if task.kind == "regression":
+        return None
+    y = ops.convert_to_tensor(y_true)
+    batch = ops.shape(y)[0]
+    y = ops.cast(ops.reshape(y, (batch, -1)), "float32")
+    missing = ops.logical_or(ops.isnan(y), ops.equal(y, -1.0))
+    if task.sparse_labels:
+        ok = ops.logical_and(
+            ops.logical_and(y >= 0.0, y < float(task.num_classes)),
+            ops.equal(y, ops.floor(y)),
+        )
+    else:
+        ok = ops.logical_or(ops.equal(y, 0.0), ops.equal(y, 1.0))
+    bad = ops.logical_and(ops.logical_not(missing), ops.logical_not(ok))
+    if sample_weight is not None:
+        weight = ops.reshape(ops.convert_to_tensor(sample_weight), (batch, 1))
+        bad = ops.logical_and(bad, ops.not_equal(weight, 0))
+    column = ops.argmax(ops.cast(bad, "int32"), axis=1)
+    value = ops.take_along_axis(y, ops.expand_dims(column, 1), axis=1)[:, 0]
+    return ops.any(bad, axis=1), value
+
+
+def range_text(task: Task) -> str:
+    """A task's valid labels in words, for messages."""
+    if task.sparse_labels:
+        return f"its classes 0..{task.num_classes - 1}"
+    return "0 or 1"
+
+
+def check_labels(tasks: list[Task], labels: list[Any], where: str = "y") -> None:
+    """Raises one sentence for the first label out of its task's range in
+    labels held in memory (NumPy arrays, pandas columns, lists), naming the
+    task, the value and its row. Streams are checked batch by batch in the
+    step instead (`keras_mtl.callbacks.LabelGuard`)."""
+    import numpy as np
+
+    for task, y in zip(tasks, labels, strict=True):
+        if y is None or not hasattr(y, "__len__") or isinstance(y, str | bytes):
+            continue
+        try:
+            array = np.asarray(y, dtype="float32")
+        except (TypeError, ValueError):
+            continue
+        if array.ndim == 0 or array.shape[0] == 0:
+            continue
+        found = faults(task, array)
+        if found is None:
+            continue
+        bad = np.asarray(found[0])
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = float(np.asarray(found[1])[row])
+            raise ValueError(
+                f"Task '{task.name}': label {format_label(value)} at row {row} of "
+                f"{where} is outside {range_text(task)} (-1 or NaN marks a "
+                "missing label)."
+            )
+
+
+def format_label(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def unreduced(loss: Any) -> Any:

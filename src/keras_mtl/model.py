@@ -14,7 +14,7 @@ from keras_mtl import balancers as balancers_module
 from keras_mtl import balancing as balancing_module
 from keras_mtl import callbacks as callbacks_module
 from keras_mtl import class_weights as class_weights_module
-from keras_mtl import defaults
+from keras_mtl import defaults, masking
 from keras_mtl.masking import task_loss, unreduced
 from keras_mtl.task import Task, as_task, closest
 from keras_mtl.task_metrics import FiniteMean, TaskMetrics
@@ -555,12 +555,22 @@ class MultiTaskModel(keras.Model):
             checkpoint.stateful = [
                 c for c in callbacks if isinstance(c, callbacks_module.EarlyStopping)
             ]
+        x = self._standard_inputs(x)
+        self._check_labels(y, "y")
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, tuple | list) and len(validation) >= 2:
+            self._check_labels(validation[1], "validation_data")
+            kwargs["validation_data"] = (
+                self._standard_inputs(validation[0], "validation_data"),
+                *validation[1:],
+            )
         self._set_class_weights(class_weight, x, y)
         mode = getattr(self, "_on_nonfinite", None)
         if mode is not None:
             # First, so that the step flag is gone before other callbacks
             # (and the progress bar) see the logs.
             callbacks.insert(0, callbacks_module.NonFiniteGuard(mode, checkpoint))
+        callbacks.insert(0, callbacks_module.LabelGuard())
         if getattr(self, "_balancing", None) is not None:
             callbacks.append(_EpochCounter(self.balancer_state))
 
@@ -614,6 +624,82 @@ class MultiTaskModel(keras.Model):
             self.train_function = None
 
     # ------------------------------------------------------------ predict
+
+    def _standard_inputs(self, x: Any, where: str = "x") -> Any:
+        """In-memory inputs in the structure the model was built with: a list
+        (or one array) in the model's input order becomes the dict the model
+        takes; a dict with unknown or missing names fails naming both sets."""
+        try:
+            struct = self.input
+        except (AttributeError, ValueError):
+            return x
+        if not isinstance(struct, dict):
+            return x
+        names = list(struct)
+        if isinstance(x, dict):
+            unknown = [k for k in x if k not in struct]
+            missing = [k for k in names if k not in x]
+            if unknown or missing:
+                parts = []
+                if unknown:
+                    parts.append(f"unknown {', '.join(map(repr, unknown))}")
+                if missing:
+                    parts.append(f"missing {', '.join(map(repr, missing))}")
+                raise ValueError(
+                    f"{where} names the inputs {', '.join(map(repr, x))} but the "
+                    f"model's inputs are {', '.join(map(repr, names))} "
+                    f"({'; '.join(parts)})."
+                )
+            return x
+        if isinstance(x, list | tuple) and len(x) == len(names):
+            if all(hasattr(v, "shape") for v in x):
+                return dict(zip(names, x, strict=True))
+        elif len(names) == 1 and hasattr(x, "shape") and hasattr(x, "__len__"):
+            return {names[0]: x}
+        return x
+
+    def _check_labels(self, y: Any, where: str) -> None:
+        """Labels held in memory, checked before any step (`masking.check_labels`)."""
+        if y is None or not hasattr(self, "_task_loss_fns"):
+            return
+        masking.check_labels(self._tasks, self._labels_by_task(y), where)
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        *args: Any,
+        callbacks: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`keras.Model.evaluate`, plus: a label out of its task's range stops
+        it with one sentence, and a task without any labelled sample reports
+        NaN and a warning (`keras_mtl.callbacks.LabelGuard`)."""
+        x = self._standard_inputs(x)
+        self._check_labels(y, "y")
+        if callbacks is None or isinstance(callbacks, list | tuple):
+            callbacks = list(callbacks or [])
+            if not any(isinstance(c, callbacks_module.LabelGuard) for c in callbacks):
+                callbacks.insert(0, callbacks_module.LabelGuard())
+        wanted = kwargs.pop("return_dict", False)
+        logs = super().evaluate(
+            x, y, *args, callbacks=callbacks, return_dict=True, **kwargs
+        )
+        logs = {k: v for k, v in logs.items() if k not in callbacks_module.LABEL_KEYS}
+        if wanted:
+            return logs
+        # Keras's order: the loss, then the other entries by name.
+        values = [logs["loss"]] + [logs[k] for k in sorted(logs) if k != "loss"]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x: Any, **kwargs: Any) -> Any:
+        """`keras.Model.predict`; a dict of outputs comes in the model's task
+        order (`task_names`), not sorted by name."""
+        out = super().predict(self._standard_inputs(x), **kwargs)
+        if isinstance(out, dict):
+            first = [o for o in self._task_outputs if o in out]
+            out = {k: out[k] for k in first + [k for k in out if k not in first]}
+        return out
 
     def predict_tasks(self, x: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         """`predict`, returned as a dict of NumPy arrays by task name."""

@@ -18,7 +18,7 @@ import keras
 # own compiled metrics.
 from keras.src.trainers.compile_utils import MetricsList
 
-from keras_mtl.masking import update_metric
+from keras_mtl.masking import faults, update_metric
 from keras_mtl.task import Task
 
 _ACCURACY = {
@@ -168,6 +168,50 @@ class StepFlag(keras.metrics.Metric):
         return keras.ops.copy(self.code.value)
 
 
+class LabelFault(keras.metrics.Metric):
+    """The first label out of its task's range in the last batch: which task
+    (i + 1; 0 when every label is valid), the value and its row in the
+    batch. `keras_mtl.callbacks.LabelGuard` reads it after every batch."""
+
+    def __init__(self, tasks: Sequence[Task], name: str = "label_fault") -> None:
+        super().__init__(name=name)
+        self.tasks = list(tasks)
+        self.code = self.add_variable(shape=(), initializer="zeros", name="code")
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+        self.row = self.add_variable(shape=(), initializer="zeros", name="row")
+
+    def update_state(
+        self, y_true: dict[str, Any], sample_weight: dict[str, Any]
+    ) -> None:
+        ops = keras.ops
+        code = ops.zeros((), self.dtype)
+        value = ops.zeros((), self.dtype)
+        row = ops.zeros((), self.dtype)
+        for i in reversed(range(len(self.tasks))):
+            task = self.tasks[i]
+            if y_true.get(task.name) is None:
+                continue
+            found = faults(task, y_true[task.name], sample_weight.get(task.name))
+            if found is None:
+                continue
+            bad, values = found
+            first = ops.argmax(ops.cast(bad, "int32"))
+            has = ops.any(bad)
+            code = ops.where(has, ops.cast(i + 1, self.dtype), code)
+            value = ops.where(has, ops.cast(values[first], self.dtype), value)
+            row = ops.where(has, ops.cast(first, self.dtype), row)
+        self.code.assign(code)
+        self.value.assign(value)
+        self.row.assign(row)
+
+    def result(self) -> Any:
+        return keras.ops.copy(self.code.value)
+
+    def reset_state(self) -> None:
+        for v in (self.code, self.value, self.row):
+            v.assign(0.0)
+
+
 class TaskMetrics(MetricsList):
     """Holds each task's loss tracker and metrics; reports them as one dict.
 
@@ -197,12 +241,18 @@ class TaskMetrics(MetricsList):
         ]
         balance = [LastValue(n) for n in balance_names]
         flag = [StepFlag(len(tasks))] if guard else []
+        self_check = LabelFault(tasks)
         flat = (
-            loss_trackers + [m for ms in task_metrics for m, _ in ms] + balance + flag
+            loss_trackers
+            + [m for ms in task_metrics for m, _ in ms]
+            + balance
+            + flag
+            + [self_check]
         )
         super().__init__(flat, name=name)
         self.balance_metrics = balance
         self.step_flag = flag[0] if flag else None
+        self.label_fault = self_check
         # Balancer metrics belong to training steps only; the model sets
         # this while a train or test step is traced.
         self.training = True
@@ -248,6 +298,7 @@ class TaskMetrics(MetricsList):
         sample_weight: dict[str, Any] | None = None,
     ) -> None:
         sample_weight = sample_weight or {}
+        self.label_fault.update_state(y_true, sample_weight)
         for task, ms in zip(self.tasks, self.task_metrics, strict=True):
             if y_true.get(task.name) is None:
                 continue
@@ -273,7 +324,18 @@ class TaskMetrics(MetricsList):
             else {id(m) for m in self.balance_metrics}
             | ({id(self.step_flag)} if self.step_flag is not None else set())
         )
+        skip.add(id(self.label_fault))
         out = {m.name: m.result() for m in self.metrics if id(m) not in skip}
+        nan = float("nan")
+        for tracker, ms in zip(self.loss_trackers, self.task_metrics, strict=True):
+            # A task with no labelled sample has no loss or metric: NaN, not 0.
+            labelled = tracker.count.value > 0
+            for metric in [tracker] + [m for m, _ in ms]:
+                out[metric.name] = keras.ops.where(labelled, out[metric.name], nan)
+        fault = self.label_fault
+        out["label_fault"] = keras.ops.copy(fault.code.value)
+        out["label_fault_value"] = keras.ops.copy(fault.value.value)
+        out["label_fault_row"] = keras.ops.copy(fault.row.value)
         if self.step_flag is not None and self.training:
             out["skipped_steps"] = keras.ops.copy(self.step_flag.skipped.value)
         return out
