@@ -101,7 +101,15 @@ def test_delta_m_by_hand():
     assert delta_m(
         results, base, {"auc": True, "acc": True, "mae": False}
     ) == pytest.approx(expected)
-    with pytest.raises(
-        ValueError, match="Say whether higher is better for metric 'f1'"
-    ):
+    with pytest.raises(ValueError, match="Say whether higher is better for 'f1'"):
         delta_m({"a": {"f1": 1.0}}, {"a": {"f1": 1.0}}, {})
+    # Plain {task: score} dicts, one direction for all or one per task.
+    assert delta_m({"a": 0.92, "b": 0.9}, {"a": 0.90, "b": 1.0}) == pytest.approx(
+        100 * (0.02 / 0.90 - 0.1) / 2
+    )
+    assert delta_m(
+        {"a": 0.92, "b": 0.9}, {"a": 0.90, "b": 1.0}, {"a": True, "b": False}
+    ) == pytest.approx(100 * (0.02 / 0.90 + 0.1) / 2)
+    assert delta_m({"b": 0.9}, {"b": 1.0}, higher_is_better=False) == pytest.approx(
+        10.0
+    )

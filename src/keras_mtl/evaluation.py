@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 def delta_m(
-    results: Mapping[str, Mapping[str, float]],
-    baselines: Mapping[str, Mapping[str, float]],
-    higher_is_better: Mapping[str, bool],
+    results: Mapping[str, Any],
+    baselines: Mapping[str, Any],
+    higher_is_better: bool | Mapping[str, bool] = True,
 ) -> float:
     """Δm% as LibMTL defines it (Maninis et al. 2019; Vandenhende et al.
     2021): the mean over tasks of the mean relative gain over each task's
     metrics, in percent, the sign flipped for metrics where lower is better.
 
     Args:
-        results: task -> metric -> value of the multi-task model.
-        baselines: task -> metric -> value of the single-task model.
-        higher_is_better: metric -> whether higher is better.
+        results: The multi-task model's scores: `{task: score}`, or
+            `{task: {metric: score}}` for several metrics per task.
+        baselines: The single-task models' scores, in the same form.
+        higher_is_better: One bool for every score, or a dict by metric name
+            (nested form) or by task name (plain form);
+            `keras_mtl.scoring.HIGHER_IS_BETTER` knows the library's metrics.
 
     Example:
+    >>> delta_m({"a": 0.75, "b": 0.5}, {"a": 0.5, "b": 0.5})
+    25.0
     >>> delta_m({"a": {"auc": 0.9}, "b": {"mae": 1.0}},
     ...         {"a": {"auc": 0.8}, "b": {"mae": 2.0}},
     ...         {"auc": True, "mae": False})
@@ -31,19 +37,32 @@ def delta_m(
     for task, metrics in results.items():
         if task not in baselines:
             raise ValueError(f"No single-task baseline for task {task!r}.")
+        base_scores = baselines[task]
+        if not isinstance(metrics, Mapping):
+            # The plain form: one score per task, its direction keyed by task.
+            metrics, base_scores = {task: metrics}, {task: base_scores}
+        elif not isinstance(base_scores, Mapping):
+            raise ValueError(
+                f"Task {task!r}: results give metrics {sorted(metrics)} but the "
+                f"baseline is one number ({base_scores!r}); give both in one form."
+            )
         gains = []
         for metric, value in metrics.items():
-            base = baselines[task].get(metric)
+            base = base_scores.get(metric)
             if base is None:
                 raise ValueError(f"No baseline {metric!r} for task {task!r}.")
-            if metric not in higher_is_better:
-                raise ValueError(f"Say whether higher is better for metric {metric!r}.")
+            if isinstance(higher_is_better, bool):
+                higher = higher_is_better
+            elif metric in higher_is_better:
+                higher = bool(higher_is_better[metric])
+            else:
+                raise ValueError(f"Say whether higher is better for {metric!r}.")
             if base == 0:
                 raise ValueError(
                     f"Baseline {metric!r} of task {task!r} is 0: no relative gain."
                 )
-            sign = 1.0 if higher_is_better[metric] else -1.0
-            gains.append(sign * (value - base) / abs(base))
+            sign = 1.0 if higher else -1.0
+            gains.append(sign * (float(value) - float(base)) / abs(float(base)))
         per_task.append(sum(gains) / len(gains))
     return 100.0 * sum(per_task) / len(per_task)
 

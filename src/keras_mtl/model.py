@@ -271,6 +271,7 @@ class MultiTaskModel(keras.Model):
             per_task_weighted,
             balancing.metric_names() if balancing else (),
             guard=on_nonfinite != "off",
+            loss_weights=weights,
         )
         loss_fns = []
         for task, spec in zip(tasks, losses, strict=True):
@@ -453,6 +454,7 @@ class MultiTaskModel(keras.Model):
         extra = ops.zeros((), dtype=total.dtype)
         for loss in self.losses:
             extra = extra + ops.cast(ops.sum(loss), total.dtype)
+        self._compile_metrics.update_penalty(extra)
         balancing = self._balancing
         if training and balancing is not None and balancing.balancer.level == "loss":
             objective, weights = balancing.loss_objective(

@@ -230,6 +230,7 @@ class TaskMetrics(MetricsList):
         balance_names: Sequence[str] = (),
         name: str = "task_metrics",
         guard: bool = False,
+        loss_weights: Sequence[float] | None = None,
     ) -> None:
         loss_trackers = [keras.metrics.Mean(name=f"{t.name}_loss") for t in tasks]
         for tracker in loss_trackers:
@@ -242,17 +243,22 @@ class TaskMetrics(MetricsList):
         balance = [LastValue(n) for n in balance_names]
         flag = [StepFlag(len(tasks))] if guard else []
         self_check = LabelFault(tasks)
+        penalty = keras.metrics.Mean(name="regularization")
         flat = (
             loss_trackers
             + [m for ms in task_metrics for m, _ in ms]
             + balance
             + flag
-            + [self_check]
+            + [self_check, penalty]
         )
         super().__init__(flat, name=name)
         self.balance_metrics = balance
         self.step_flag = flag[0] if flag else None
         self.label_fault = self_check
+        self.penalty = penalty
+        self.loss_weights = (
+            [1.0] * len(tasks) if loss_weights is None else list(loss_weights)
+        )
         # Balancer metrics belong to training steps only; the model sets
         # this while a train or test step is traced.
         self.training = True
@@ -273,18 +279,27 @@ class TaskMetrics(MetricsList):
         return [v for metric in self.metrics for v in metric.variables]
 
     def update_losses(self, losses: Sequence[Any], counts: Sequence[Any]) -> None:
-        """Adds each task's batch loss, weighted by its labelled count (a
-        loss that is not finite counts for nothing; the guard reports it)."""
-        if self.step_flag is not None and self.training:
+        """Adds each task's batch loss, weighted by its labelled count. In a
+        guarded training step a loss that is not finite counts for nothing
+        (the guard reports it and skips the step); elsewhere it shows."""
+        guarded = self.step_flag is not None and self.training
+        if guarded:
             self.step_flag.update_losses(losses)
         for tracker, loss, count in zip(
             self.loss_trackers, losses, counts, strict=True
         ):
+            if not guarded:
+                tracker.update_state(loss, sample_weight=count)
+                continue
             finite = keras.ops.isfinite(loss)
             tracker.update_state(
                 keras.ops.where(finite, loss, 0.0),
                 sample_weight=keras.ops.where(finite, count, 0.0),
             )
+
+    def update_penalty(self, value: Any) -> None:
+        """Adds a step's regularization losses (the layers' `losses`)."""
+        self.penalty.update_state(value)
 
     def update_balance(self, values: Sequence[Any]) -> None:
         """Records this step's balancer weights (and gradient cosines)."""
@@ -324,14 +339,25 @@ class TaskMetrics(MetricsList):
             else {id(m) for m in self.balance_metrics}
             | ({id(self.step_flag)} if self.step_flag is not None else set())
         )
-        skip.add(id(self.label_fault))
+        skip |= {id(self.label_fault), id(self.penalty)}
         out = {m.name: m.result() for m in self.metrics if id(m) not in skip}
+        ops = keras.ops
         nan = float("nan")
-        for tracker, ms in zip(self.loss_trackers, self.task_metrics, strict=True):
+        total = self.penalty.result()
+        for tracker, ms, weight in zip(
+            self.loss_trackers, self.task_metrics, self.loss_weights, strict=True
+        ):
             # A task with no labelled sample has no loss or metric: NaN, not 0.
             labelled = tracker.count.value > 0
+            total = total + ops.where(labelled, weight * tracker.result(), 0.0)
             for metric in [tracker] + [m for m, _ in ms]:
-                out[metric.name] = keras.ops.where(labelled, out[metric.name], nan)
+                out[metric.name] = ops.where(labelled, out[metric.name], nan)
+        # `loss`: each task's mean loss over its labelled samples, weighted
+        # and summed, plus the layers' regularization: the same quantity for
+        # a single-task model and a multi-task one on partially labelled data
+        # (Keras's own tracker averages batch totals, so batches without a
+        # task's labels would pull its share towards 0).
+        out["loss"] = total
         fault = self.label_fault
         out["label_fault"] = keras.ops.copy(fault.code.value)
         out["label_fault_value"] = keras.ops.copy(fault.value.value)
