@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -181,6 +183,40 @@ def test_methods_lists_everything(capsys):
     text = capsys.readouterr().out
     for name in ("mmoe", "per_input", "transformer", "upgrad", "nash_mtl"):
         assert name in text
+    # Brackets in a description are text, not markup.
+    assert "[h_a, h_b]" in text and "[h_a, h_b, |h_a - h_b|, h_a * h_b]" in text
+
+
+def test_the_methods_catalogue_matches_the_registries():
+    from keras_mtl_cli import catalog
+
+    assert catalog.METHODS == catalog.build(), (
+        "stale: run python -m keras_mtl_cli.catalog, then ruff format"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["methods"], ["train"], ["nonsense"], ["demo", "--seed", "x"]]
+)
+def test_help_methods_and_usage_errors_import_no_backend(argv):
+    """They answer from the CLI package alone: no Keras, no backend, no log
+    lines on stderr beyond the one-sentence usage error."""
+    code = (
+        "import sys\n"
+        "from keras_mtl_cli import main\n"
+        "try:\n"
+        f"    rc = main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    rc = e.code\n"
+        "heavy = [m for m in ('keras', 'jax', 'torch', 'tensorflow') if m in sys.modules]\n"
+        "print('HEAVY', heavy, rc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert "HEAVY [] " in done.stdout, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) <= 1, errors
 
 
 @pytest.mark.parametrize(
