@@ -288,8 +288,12 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     from test_cli_commands import _write
 
     config = _write(tmp_path)  # 64 training rows, batches of 16
+    # No checkpoint_every: the default time-based saves within an epoch,
+    # made due at every step here.
     config.write_text(
-        config.read_text().replace("[training]\n", "[training]\ncheckpoint_every = 1\n")
+        config.read_text().replace(
+            "[training]\n", "[training]\ncheckpoint_minutes = 0.000001\n"
+        )
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "keras_mtl.cli", "train", str(config), "--epochs"]
@@ -338,6 +342,35 @@ def test_config_reports_guard_and_checkpoint_keys():
         Config.from_string(base + "[compile]\non_nonfinite = 'stp'\n")
     with pytest.raises(ConfigError, match=r"checkpoint_every.*got 0"):
         Config.from_string(base + "[training]\ncheckpoint_every = 0\n")
+    with pytest.raises(ConfigError, match=r"checkpoint_minutes.*got -1"):
+        Config.from_string(base + "[training]\ncheckpoint_minutes = -1\n")
+
+
+def test_mtl_train_checkpoints_by_default_and_can_be_told_not_to(tmp_path):
+    from test_cli_commands import _write
+
+    from keras_mtl.cli import main
+
+    config = _write(tmp_path)
+    assert main(["train", str(config), "--out", str(tmp_path / "on")]) == 0
+    saved = Checkpoint(tmp_path / "on" / "checkpoints" / "multi_task-seed0").paths()
+    assert [p.name for p in saved] == ["ckpt-0000000008.npz", "ckpt-0000000004.npz"]
+    assert (
+        main(["train", str(config), "--out", str(tmp_path / "off"), "--no-checkpoints"])
+        == 0
+    )
+    assert not (tmp_path / "off" / "checkpoints").exists()
+    assert (tmp_path / "off" / "model.keras").is_file()
+
+
+def test_checkpoint_every_few_minutes_within_an_epoch(tmp_path):
+    model = _model()
+    x, y = _data(n=32)
+    ckpt = Checkpoint(tmp_path, minutes=1e-9, keep=10)  # due after every step
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[ckpt])
+    assert [p.name[5:15] for p in ckpt.paths()] == [f"{i:010d}" for i in (4, 3, 2, 1)]
+    with pytest.raises(ValueError, match="minutes must be positive"):
+        Checkpoint(tmp_path, minutes=0)
 
 
 def test_resume_needs_a_checkpoint(tmp_path, capsys):

@@ -19,6 +19,7 @@ import math
 import os
 import random
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,6 +141,9 @@ class Checkpoint(keras.callbacks.Callback):
             (every epoch's end is saved too).
         keep: How many of the newest checkpoints to keep.
         seed: Seed of the order in which `ArrayBatches` visits arrays.
+        minutes: Also save within an epoch once this many minutes have
+            passed since the last checkpoint (None: only as `every` says), so
+            a run killed in a long first epoch resumes too.
 
     Example:
 
@@ -161,8 +165,15 @@ class Checkpoint(keras.callbacks.Callback):
         every: int | str = "epoch",
         keep: int = 2,
         seed: int = 0,
+        minutes: float | None = None,
     ) -> None:
         super().__init__()
+        if minutes is not None and not float(minutes) > 0:
+            raise ValueError(
+                f"Checkpoint: minutes must be positive or None, got {minutes!r}."
+            )
+        self.minutes = None if minutes is None else float(minutes)
+        self._saved_at = time.monotonic()
         if every != "epoch" and not (isinstance(every, int) and every > 0):
             raise ValueError(
                 f'Checkpoint: every must be "epoch" or a positive number of '
@@ -243,6 +254,7 @@ class Checkpoint(keras.callbacks.Callback):
         path = self.directory / f"{PREFIX}{self.global_step:010d}{SUFFIX}"
         write_atomic(path, lambda f: np.savez(f, **arrays))
         self.last_path = path
+        self._saved_at = time.monotonic()
         for old in self.paths()[self.keep :]:
             old.unlink(missing_ok=True)
         return path
@@ -343,12 +355,14 @@ class Checkpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs: Any = None) -> None:
         from keras_mtl.model import MultiTaskModel
 
+        self._saved_at = time.monotonic()
         if isinstance(self.model, MultiTaskModel):
             return  # its fit() restores before training starts
-        if self.every != "epoch":
+        if self.every != "epoch" or self.minutes is not None:
             raise ValueError(
-                "Checkpoint(every=<steps>) resumes mid-epoch, which needs a "
-                'keras_mtl.MultiTaskModel; use every="epoch" with other models.'
+                "Checkpoint(every=<steps>) and Checkpoint(minutes=...) resume "
+                "mid-epoch, which needs a keras_mtl.MultiTaskModel; use "
+                'every="epoch" with other models.'
             )
         if not self.restored:
             position = self.restore(self.model)
@@ -373,6 +387,8 @@ class Checkpoint(keras.callbacks.Callback):
         self.global_step += 1
         step = self.offset + batch + 1
         due = self.every != "epoch" and self.global_step % int(self.every) == 0
+        if self.minutes is not None:
+            due = due or time.monotonic() - self._saved_at >= 60.0 * self.minutes
         # The last batch of an epoch is saved at the epoch's end.
         if due and (self.steps_per_epoch is None or step < self.steps_per_epoch):
             self.save(self.epoch, step)

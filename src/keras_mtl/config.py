@@ -67,6 +67,7 @@ TRAINING_KEYS = (
     "sampling",
     "temperature",
     "checkpoint_every",
+    "checkpoint_minutes",
     "buckets",
     "class_weight",
 )
@@ -81,6 +82,7 @@ TRAINING_TYPES = {
     "sampling": "str",
     "temperature": "float",
     "checkpoint_every": "int | str",
+    "checkpoint_minutes": "float",
     "buckets": "list",
     "class_weight": "str | dict",
 }
@@ -413,6 +415,16 @@ class Config:
             raise self.error(
                 "[training].checkpoint_every",
                 f'must be "epoch" or a whole number of steps >= 1, got {every!r}.',
+            )
+        minutes = d.get("training", {}).get("checkpoint_minutes", 5.0)
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int | float)
+            or minutes < 0
+        ):
+            raise self.error(
+                "[training].checkpoint_minutes",
+                f"must be a number of minutes >= 0 (0: only at epoch ends), got {minutes!r}.",
             )
         if "optimizer" in comp:
             opt = comp["optimizer"]

@@ -22,6 +22,8 @@ MULTI = "multi_task"
 SINGLE = "single_task"
 #: The bag-of-words logistic regression's row in summaries (one fit: no seeds).
 YARDSTICK = "bag_of_words"
+#: Minutes between checkpoints within an epoch (`[training] checkpoint_minutes`).
+CHECKPOINT_MINUTES = 5.0
 #: Models of task groups, and the model that serves each task from its group.
 GROUP = "group"
 GROUPED = "grouped"
@@ -102,7 +104,8 @@ def train_once(
     """Builds, compiles and trains the config's model once; scores it.
 
     With `checkpoints` (a folder), training writes atomic checkpoints there
-    (every `[training] checkpoint_every` steps and every epoch's end) and
+    (every epoch's end, every `[training] checkpoint_every` steps if set, and
+    every `[training] checkpoint_minutes` within an epoch, default 5) and
     resumes from the newest one it finds."""
     keras.utils.set_random_seed(seed)
     training = config.training()
@@ -160,7 +163,10 @@ def train_once(
     if checkpoints is not None:
         fit_args["callbacks"].append(
             Checkpoint(
-                checkpoints, every=training.get("checkpoint_every", "epoch"), seed=seed
+                checkpoints,
+                every=training.get("checkpoint_every", "epoch"),
+                seed=seed,
+                minutes=training.get("checkpoint_minutes", CHECKPOINT_MINUTES) or None,
             )
         )
     history = model.fit(**fit_args)

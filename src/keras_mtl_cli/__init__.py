@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run whose checkpoints are in OUT/checkpoints",
     )
+    train.add_argument(
+        "--no-checkpoints",
+        action="store_true",
+        help="write no checkpoints (by default every epoch and every "
+        "[training] checkpoint_minutes, 5, within one, to OUT/checkpoints)",
+    )
 
     affinity = commands.add_parser(
         "affinity",
@@ -226,7 +232,13 @@ def _train(args: argparse.Namespace) -> int:
     seeds = args.seeds or config.evaluation().get("seeds", 1)
     baselines = args.baselines or config.evaluation().get("baselines", False)
     checkpoints = out / "checkpoints"
+    if args.no_checkpoints and args.resume:
+        raise UsageError(
+            "mtl train: --resume needs checkpoints; drop --no-checkpoints."
+        )
     earlier = checkpoints.is_dir() and any(checkpoints.iterdir())
+    if args.no_checkpoints:
+        earlier = False
     if earlier and not args.resume:
         raise UsageError(
             f"mtl train: {checkpoints} holds the checkpoints of an earlier run; "
@@ -264,7 +276,7 @@ def _train(args: argparse.Namespace) -> int:
         baselines=baselines,
         verbose=verbose,
         log=log,
-        checkpoints=checkpoints,
+        checkpoints=None if args.no_checkpoints else checkpoints,
         groups=groups,
         data=data,
     )
