@@ -87,6 +87,21 @@ METHODS: list[tuple[str, str, str]] = [
         "Learned positions, pre-norm Transformer blocks, mean pooling (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762).",
     ),
     (
+        "encoder",
+        "conv2d",
+        "Blocks of a 3x3 convolution and 2x2 max pooling, then a dense layer: the classic small image trunk (LeCun et al. 1998, https://doi.org/10.1109/5.726791), over images of shape (height, width, channels).",
+    ),
+    (
+        "encoder",
+        "mlp",
+        "Dense layers over a feature vector (a multilayer perceptron), the shared bottom of hard parameter sharing (Caruana 1997).",
+    ),
+    (
+        "encoder",
+        "layers",
+        "A user's own encoder: Keras layers applied in order, each given as its Keras config (what `layer.get_config()` gives), deserialised in Keras safe mode, so that a config file can describe any stack of built-in (or registered) layers without running code.",
+    ),
+    (
         "balancer",
         "ew",
         "Equal weighting: every task weighs 1, the model minimises sum_i L_i.",
