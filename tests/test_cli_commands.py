@@ -190,7 +190,7 @@ def test_methods_lists_everything(capsys):
 def test_the_methods_catalogue_matches_the_registries():
     from keras_mtl_cli import catalog
 
-    assert catalog.METHODS == catalog.build(), (
+    assert catalog.build() == catalog.METHODS, (
         "stale: run python -m keras_mtl_cli.catalog, then ruff format"
     )
 
@@ -302,3 +302,42 @@ def test_affinity_and_groups(tmp_path, capsys):
         main(["train", str(config), "--out", str(tmp_path / "x"), "--budget", "2"]) == 2
     )
     assert "--budget goes with --groups auto" in capsys.readouterr().err
+
+
+def test_python_run_trains_baselines_and_gives_delta_m(tmp_path):
+    """`keras_mtl.run`: the CLI's runner from Python, on a path or a dict."""
+    import tomllib
+
+    import keras_mtl
+    from keras_mtl.evaluation import delta_m, summarize
+
+    path = _write(tmp_path)
+    result = keras_mtl.run(path, seeds=2, baselines=True, log=lambda m: None)
+    from keras_mtl.scoring import HIGHER_IS_BETTER
+
+    tasks = ("positive", "strong")
+    per_seed, accuracy_only = [], []
+    for seed in (0, 1):
+        runs = {r["model"]: r for r in result["runs"] if r["seed"] == seed}
+        multi = runs["multi_task"]["scores"]["test"]
+        single = {t: runs[f"single_task:{t}"]["scores"]["test"][t] for t in tasks}
+        per_seed.append(delta_m({t: multi[t] for t in tasks}, single, HIGHER_IS_BETTER))
+        # Plain {task: score} dicts, one direction for all.
+        accuracy_only.append(
+            delta_m(
+                {t: multi[t]["accuracy"] for t in tasks},
+                {t: single[t]["accuracy"] for t in tasks},
+                True,
+            )
+        )
+    summary = result["delta_m"]["test"]
+    assert summary == summarize(per_seed)
+    assert summary["n"] == 2
+    assert summary["ci95"][0] <= summary["mean"] <= summary["ci95"][1]
+    assert all(np.isfinite(accuracy_only))
+    as_dict = tomllib.loads(path.read_text())
+    again = keras_mtl.run(as_dict, seeds=1, baselines=False, log=lambda m: None)
+    np.testing.assert_allclose(
+        again["summary"]["multi_task"]["test"]["positive"]["accuracy"]["mean"],
+        result["runs"][0]["scores"]["test"]["positive"]["accuracy"],
+    )

@@ -8,7 +8,22 @@ from keras_mtl.text import encode_bytes
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # `run` and `Config` pull in data loading: imported on first use.
+    if name == "run":
+        from keras_mtl.runner import run
+
+        return run
+    if name == "Config":
+        from keras_mtl.config import Config
+
+        return Config
+    raise AttributeError(f"module 'keras_mtl' has no attribute {name!r}")
+
+
 __all__ = [
+    "Config",
     "Model",
     "architectures",
     "callbacks",
@@ -20,4 +35,5 @@ __all__ = [
     "fusion",
     "layers",
     "presets",
+    "run",
 ]

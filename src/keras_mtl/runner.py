@@ -188,7 +188,7 @@ def train_once(
 
 
 def run(
-    config: Config,
+    config: Config | str | Path | dict,
     seeds: int = 1,
     baselines: bool = False,
     verbose: int = 0,
@@ -198,7 +198,15 @@ def run(
     data: data_module.Data | None = None,
 ) -> dict[str, Any]:
     """Trains the multi-task model (and the single-task baselines) over
-    `seeds` seeds and summarises the scores.
+    `seeds` seeds and summarises the scores: what `mtl train` runs, as
+    `keras_mtl.run` from Python.
+
+    `config` is a `keras_mtl.Config`, the path of a TOML file, or the dict a
+    TOML file would hold. With `baselines`, each task is also trained alone
+    (the same encoder and head, on its own data) and Δm% of the multi-task
+    model against them is computed per seed and summarised with its 95%
+    interval (`result["delta_m"]["test"]`), beside the bag-of-words
+    yardstick for text tasks.
 
     With `groups` (lists of task names, every task in one at least), each
     group of two or more tasks is also trained as its own multi-task model,
@@ -217,6 +225,13 @@ def run(
     own subfolder and resumes from it: a run killed at any point and run
     again with the same arguments ends as if it had never stopped.
     """
+
+    if not isinstance(config, Config):
+        config = (
+            Config(dict(config), "<dict>")
+            if isinstance(config, dict)
+            else Config.load(config)
+        )
 
     def folder(name: str, seed: int) -> Path | None:
         if checkpoints is None:
