@@ -5,9 +5,10 @@ Emotion (4 classes), hate, irony and offensive (binary): every tweet is
 labelled for one task, so multi-task batches mix the four training sets
 (temperature sampling, T = 2) and mask the other tasks' labels. The shared
 encoder is the library's default for text, a bag of hashed word and
-character n-grams (`NgramEncoder`, 64 wide) over 280 UTF-8 bytes (or a
-byte-level LSTM / Transformer with `--encoders`); each task's head has a
-hidden layer of 64; the training defaults (Adam 0.003, early stopping on the
+character n-grams (`NgramEncoder`, 64 wide, dropout 0.5) over 280 UTF-8
+bytes (or a byte-level LSTM / Transformer with `--encoders`); each task's
+head is one linear layer (as in examples/tweeteval.toml); the training
+defaults (Adam 0.003, early stopping on the
 validation loss, best weights restored) and balanced class weights.
 Single-task models: the same encoder and head for one task, trained on that
 task's set. Variants: `ew` (equal weighting), any balancer name, and
@@ -80,8 +81,8 @@ def base_config(root: Path, encoder: dict, epochs: int | None) -> dict:
         "inputs": {"text": {"shape": [280], "encoding": "bytes", "length": 280}},
         "encoder": dict(encoder),
         "tasks": [
-            {"name": "emotion", "kind": "multiclass", "num_classes": 4, "hidden": [64]},
-            *({"name": t, "kind": "binary", "hidden": [64]} for t in TASKS[1:]),
+            {"name": "emotion", "kind": "multiclass", "num_classes": 4},
+            *({"name": t, "kind": "binary"} for t in TASKS[1:]),
         ],
         "compile": {},
         "training": training,
@@ -117,7 +118,7 @@ def with_sentiment(config: dict, folder: Path) -> dict:
         part.to_csv(paths[name], index=False)
     out = copy.deepcopy(config)
     out["tasks"].append(
-        {"name": "sentiment", "kind": "multiclass", "num_classes": 3, "hidden": [64]}
+        {"name": "sentiment", "kind": "multiclass", "num_classes": 3}
     )
     out["data"]["sources"].append({"name": "sentiment", "format": "csv", **paths})
     return out

@@ -37,7 +37,9 @@ class NgramEncoder(keras.layers.Layer):
         tokens: `"bytes"` (default) or `"words"` (word ids as input).
         vocab_size: With `tokens="words"`, the vocabulary's size (its ids
             take the first rows of the table, bigrams the `buckets` after).
-        dropout: Dropout on the encoding while training.
+        dropout: Dropout on the encoding while training (default 0.5: on
+            a few thousand texts the n-gram table over-fits within an epoch
+            without it; docs/benchmarks.md has the measurements).
         lowercase: Lower-case ASCII letters before hashing (byte input).
         learning_rate_scale: The table is stored divided by this and the
             encoding multiplied by it, so an optimizer whose steps do not
@@ -65,7 +67,7 @@ class NgramEncoder(keras.layers.Layer):
         word_ngrams: int = 2,
         tokens: str = "bytes",
         vocab_size: int | None = None,
-        dropout: float = 0.0,
+        dropout: float = 0.5,
         lowercase: bool = True,
         pooling: str = "mean",
         learning_rate_scale: float = 1.0,
