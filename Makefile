@@ -26,7 +26,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 
 test: $(BIN)/.installed lint
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10 tests src/keras_mtl
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10 tests src/keras_mtl src/keras_mtl_cli
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -q --durations=10 tests
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m model tests
 
