@@ -117,9 +117,7 @@ def with_sentiment(config: dict, folder: Path) -> dict:
         paths[name] = str(folder / f"sentiment_{name}.csv")
         part.to_csv(paths[name], index=False)
     out = copy.deepcopy(config)
-    out["tasks"].append(
-        {"name": "sentiment", "kind": "multiclass", "num_classes": 3}
-    )
+    out["tasks"].append({"name": "sentiment", "kind": "multiclass", "num_classes": 3})
     out["data"]["sources"].append({"name": "sentiment", "format": "csv", **paths})
     return out
 
