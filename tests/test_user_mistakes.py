@@ -74,6 +74,17 @@ def test_out_of_range_labels_in_arrays_stop_fit_and_evaluate(task, value, expect
         np.testing.assert_array_equal(a, b)  # not one step was taken
 
 
+def test_out_of_range_labels_in_pandas_columns():
+    import pandas as pd
+
+    model = _model()
+    x, y = _data()
+    frame = pd.DataFrame(y)
+    frame.loc[3, "parity"] = 0.5
+    with pytest.raises(ValueError, match="label 0.5 at row 3 of y is outside 0 or 1"):
+        model.fit(x, {k: frame[k] for k in frame}, epochs=1, verbose=0)
+
+
 def test_out_of_range_labels_from_a_generator_stop_at_their_batch():
     model = _model()
     x, y = _data()
