@@ -15,7 +15,6 @@ that wrote it.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import tempfile
@@ -32,6 +31,7 @@ import numpy as np
 
 from keras_mtl import backend as mtl_backend
 from keras_mtl import masking
+from keras_mtl.task_metrics import UNLABELLED
 
 PREFIX = "ckpt-"
 SUFFIX = ".npz"
@@ -569,6 +569,8 @@ class LabelGuard(keras.callbacks.Callback):
     def _check(self, batch: int, logs: Any, where: str) -> None:
         if logs is None:
             return
+        for key in [k for k in logs if k.startswith(UNLABELLED)]:
+            del logs[key]
         values = [logs.pop(key, 0.0) for key in LABEL_KEYS]
         code = int(round(float(values[0])))
         if code == 0:
@@ -593,10 +595,10 @@ class LabelGuard(keras.callbacks.Callback):
         for key in LABEL_KEYS:
             logs.pop(prefix + key, None)
         for name in self.model.task_names:
-            value = logs.get(f"{prefix}{name}_loss")
-            if value is None or name in self.warned:
+            flag = logs.pop(f"{prefix}{UNLABELLED}{name}", None)
+            if flag is None or name in self.warned:
                 continue
-            if math.isnan(float(value)):
+            if float(flag) > 0:
                 self.warned.add(name)
                 warnings.warn(
                     f"Task '{name}' has no labelled sample in the {what} data: "

@@ -687,7 +687,12 @@ class MultiTaskModel(keras.Model):
         logs = super().evaluate(
             x, y, *args, callbacks=callbacks, return_dict=True, **kwargs
         )
-        logs = {k: v for k, v in logs.items() if k not in callbacks_module.LABEL_KEYS}
+        logs = {
+            k: v
+            for k, v in logs.items()
+            if k not in callbacks_module.LABEL_KEYS
+            and not k.startswith(callbacks_module.UNLABELLED)
+        }
         if wanted:
             return logs
         # Keras's order: the loss, then the other entries by name.

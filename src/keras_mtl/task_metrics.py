@@ -168,6 +168,10 @@ class StepFlag(keras.metrics.Metric):
         return keras.ops.copy(self.code.value)
 
 
+#: Prefix of the log entry that says a task had no labelled sample.
+UNLABELLED = "unlabelled:"
+
+
 class LabelFault(keras.metrics.Metric):
     """The first label out of its task's range in the last batch: which task
     (i + 1; 0 when every label is valid), the value and its row in the
@@ -344,14 +348,20 @@ class TaskMetrics(MetricsList):
         ops = keras.ops
         nan = float("nan")
         total = self.penalty.result()
-        for tracker, ms, weight in zip(
-            self.loss_trackers, self.task_metrics, self.loss_weights, strict=True
+        for task, tracker, ms, weight in zip(
+            self.tasks,
+            self.loss_trackers,
+            self.task_metrics,
+            self.loss_weights,
+            strict=True,
         ):
             # A task with no labelled sample has no loss or metric: NaN, not 0.
             labelled = tracker.count.value > 0
             total = total + ops.where(labelled, weight * tracker.result(), 0.0)
             for metric in [tracker] + [m for m, _ in ms]:
                 out[metric.name] = ops.where(labelled, out[metric.name], nan)
+            # Read (and removed from the logs) by `LabelGuard`.
+            out[UNLABELLED + task.name] = ops.cast(ops.logical_not(labelled), "float32")
         # `loss`: each task's mean loss over its labelled samples, weighted
         # and summed, plus the layers' regularization: the same quantity for
         # a single-task model and a multi-task one on partially labelled data
