@@ -69,12 +69,7 @@ def labels(
         present = ops.logical_and(present, ops.not_equal(y, -1))
         # A label out of range adds nothing (and cannot crash the loss);
         # `LabelGuard` stops the run after the batch (see `faults`).
-        value = ops.cast(y, "float32")
-        if task.sparse_labels:
-            valid = ops.logical_and(value >= 0.0, value < float(task.num_classes))
-        else:
-            valid = ops.logical_or(ops.equal(value, 0.0), ops.equal(value, 1.0))
-        present = ops.logical_and(present, valid)
+        present = ops.logical_and(present, in_range(task, ops.cast(y, "float32")))
     if sample_weight is None:
         weight = ops.ones((batch,), dtype=floatx)
     else:
@@ -87,6 +82,17 @@ def labels(
     else:
         y = ops.where(present, ops.cast(y, floatx), ops.zeros_like(y, dtype=floatx))
     return Labels(y, ops.cast(present, floatx), weight)
+
+
+def in_range(task: Task, value: Tensor) -> Tensor:
+    """Where float labels are valid: a class id in `0..num_classes - 1`
+    (multiclass), else 0 or 1."""
+    if task.sparse_labels:
+        return ops.logical_and(
+            ops.logical_and(value >= 0.0, value < float(task.num_classes)),
+            ops.equal(value, ops.floor(value)),
+        )
+    return ops.logical_or(ops.equal(value, 0.0), ops.equal(value, 1.0))
 
 
 def faults(
@@ -115,14 +121,7 @@ def faults(
     batch = ops.shape(y)[0]
     y = ops.cast(ops.reshape(y, (batch, -1)), "float32")
     missing = ops.logical_or(ops.isnan(y), ops.equal(y, -1.0))
-    if task.sparse_labels:
-        ok = ops.logical_and(
-            ops.logical_and(y >= 0.0, y < float(task.num_classes)),
-            ops.equal(y, ops.floor(y)),
-        )
-    else:
-        ok = ops.logical_or(ops.equal(y, 0.0), ops.equal(y, 1.0))
-    bad = ops.logical_and(ops.logical_not(missing), ops.logical_not(ok))
+    bad = ops.logical_and(ops.logical_not(missing), ops.logical_not(in_range(task, y)))
     if sample_weight is not None:
         weight = ops.reshape(ops.convert_to_tensor(sample_weight), (batch, 1))
         bad = ops.logical_and(bad, ops.not_equal(weight, 0))
