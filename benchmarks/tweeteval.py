@@ -153,7 +153,16 @@ def main() -> None:
         "recommended groups, and compare predicted with measured Δm%%",
     )
     parser.add_argument("--budget", type=int, help="at most this many groups")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=100,
+        help="with --groups: training steps between affinity measurements",
+    )
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--heatmap", type=Path, help="with --groups: write the affinity heat map PNG"
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(
@@ -184,12 +193,24 @@ def main() -> None:
             data_set = None
             if variant == "sentiment" and args.groups:
                 data_set = runner.data_module.load(config)
+                t_aff = time.perf_counter()
                 measured = runner.affinity(
-                    config, log=lambda m: print("  " + m, flush=True), data=data_set
+                    config,
+                    every=args.every,
+                    log=lambda m: print("  " + m, flush=True),
+                    data=data_set,
+                )
+                print(
+                    f"  affinity: {int(measured.measurements.max())} measurements, "
+                    f"every {args.every} steps, "
+                    f"{(time.perf_counter() - t_aff) / 60:.1f} min",
+                    flush=True,
                 )
                 grouping = measured.group(args.budget)
                 whole = select_groups(measured.lookahead, measured.tasks, budget=1)
                 print(measured.format(), flush=True)
+                if args.heatmap:
+                    measured.plot(args.heatmap)
                 print(f"  recommended: {grouping.format()}", flush=True)
                 groups = grouping.groups
                 predicted.update(

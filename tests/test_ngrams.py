@@ -94,6 +94,8 @@ def test_bad_arguments():
         NgramEncoder(tokens="words")
     with pytest.raises(ValueError, match="dropout must be in"):
         NgramEncoder(dropout=1.5)
+    with pytest.raises(ValueError, match="ngram_dropout must be in"):
+        NgramEncoder(ngram_dropout=1.0)
     with pytest.raises(ValueError, match="pooling must be 'families' or 'mean'"):
         NgramEncoder(pooling="max")
 
@@ -118,9 +120,53 @@ def test_encoding_is_the_mean_of_its_ngram_embeddings(pooling):
         np.testing.assert_allclose(encoding, expected, rtol=1e-5, atol=1e-7)
 
 
+def test_ngram_dropout_averages_a_random_subset_while_training():
+    """Training: each encoding is the mean of the embeddings of a subset of
+    the text's n-grams (never a rescaled one), a new subset each call, about
+    `1 - rate` of them kept; inference: the mean over all of them."""
+    keras.utils.set_random_seed(3)
+    # Buckets enough that most ids occur once: k below is then unique.
+    buckets = 1021
+    encoder = NgramEncoder(
+        dim=buckets + 1, buckets=buckets, dropout=0.0, ngram_dropout=0.5
+    )
+    x = encode_bytes(["the cat sat on the mat", "so very happy today"], 32).ids
+    encoder.build(x.shape)
+    # One-hot rows: an encoding is then the histogram of the ids it averaged.
+    encoder.embedding.embeddings.assign(np.eye(buckets + 1, dtype="float32"))
+    ids = as_numpy(encoder.ngram_ids(x))
+    full_counts = [np.bincount(r[r > 0], minlength=buckets + 1) for r in ids]
+    full = as_numpy(encoder(x, training=False))
+    for counts, encoding in zip(full_counts, full, strict=True):
+        np.testing.assert_allclose(encoding, counts / counts.sum(), atol=1e-6)
+    draws = [as_numpy(encoder(x, training=True)) for _ in range(3)]
+    assert not np.allclose(draws[0], draws[1])
+    kept, total = 0, 0
+    for draw in draws:
+        for counts, encoding in zip(full_counts, draw, strict=True):
+            # Some number k of kept n-grams makes k * encoding whole counts
+            # that never exceed the text's own.
+            ks = [
+                k
+                for k in range(1, counts.sum() + 1)
+                if np.allclose(encoding * k, np.round(encoding * k), atol=1e-4)
+                and (np.round(encoding * k) <= counts).all()
+                and np.isclose(encoding.sum(), 1.0, atol=1e-5)
+            ]
+            assert ks, "the encoding is not the mean of a subset of the n-grams"
+            kept += ks[0]
+            total += counts.sum()
+    assert 0.35 < kept / total < 0.65
+
+
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"char_ngrams": None, "word_ngrams": 1}, {"dropout": 0.2}],
+    [
+        {},
+        {"char_ngrams": None, "word_ngrams": 1},
+        {"dropout": 0.2},
+        {"ngram_dropout": 0.3},
+    ],
 )
 def test_layer_round_trip_and_training_step(kwargs, tmp_path):
     rng = np.random.default_rng(0)

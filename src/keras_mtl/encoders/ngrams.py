@@ -40,6 +40,11 @@ class NgramEncoder(keras.layers.Layer):
         dropout: Dropout on the encoding while training (default 0.5: on
             a few thousand texts the n-gram table over-fits within an epoch
             without it; docs/benchmarks.md has the measurements).
+        ngram_dropout: While training, each n-gram of a text is left out of
+            its mean with this probability, a new draw every step (the word
+            dropout of Iyyer et al. 2015, "Deep Unordered Composition Rivals
+            Syntactic Methods", https://aclanthology.org/P15-1162): the
+            model cannot lean on one rare n-gram it has memorised.
         lowercase: Lower-case ASCII letters before hashing (byte input).
         learning_rate_scale: The table is stored divided by this and the
             encoding multiplied by it, so an optimizer whose steps do not
@@ -68,6 +73,7 @@ class NgramEncoder(keras.layers.Layer):
         tokens: str = "bytes",
         vocab_size: int | None = None,
         dropout: float = 0.5,
+        ngram_dropout: float = 0.0,
         lowercase: bool = True,
         pooling: str = "mean",
         learning_rate_scale: float = 1.0,
@@ -87,6 +93,11 @@ class NgramEncoder(keras.layers.Layer):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(
                 f"Encoder '{self.name}': dropout must be in [0, 1), got {dropout}."
+            )
+        if not 0.0 <= float(ngram_dropout) < 1.0:
+            raise ValueError(
+                f"Encoder '{self.name}': ngram_dropout must be in [0, 1), got "
+                f"{ngram_dropout}."
             )
         if pooling not in ("families", "mean"):
             raise ValueError(
@@ -140,6 +151,14 @@ class NgramEncoder(keras.layers.Layer):
             name="ngram_embedding",
         )
         self.drop = keras.layers.Dropout(self.dropout) if self.dropout else None
+        self.ngram_dropout = float(ngram_dropout)
+        # Dropout on the presence mask: its 1/(1-rate) scale cancels in the
+        # mean, which then runs over the n-grams kept.
+        self.ngram_drop = (
+            keras.layers.Dropout(self.ngram_dropout, name="ngram_dropout")
+            if self.ngram_dropout
+            else None
+        )
 
     def build(self, input_shape: tuple) -> None:
         if self.hasher is not None:
@@ -178,6 +197,8 @@ class NgramEncoder(keras.layers.Layer):
     def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
         ids = self.ngram_ids(inputs)
         present = ops.cast(ops.expand_dims(ids > 0, -1), self.compute_dtype)
+        if self.ngram_drop is not None:
+            present = self.ngram_drop(present, training=training)
         vectors = self.embedding(ids) * present
         if self.pooling == "mean":
             spans = [(0, None)]
@@ -207,6 +228,7 @@ class NgramEncoder(keras.layers.Layer):
             "tokens": self.tokens,
             "vocab_size": self.vocab_size,
             "dropout": self.dropout,
+            "ngram_dropout": self.ngram_dropout,
             "lowercase": self.lowercase,
             "pooling": self.pooling,
             "learning_rate_scale": self.learning_rate_scale,
