@@ -196,6 +196,9 @@ class Checkpoint(keras.callbacks.Callback):
         self._pending_rng: tuple[dict, Any] | None = None
         #: Callbacks whose state the checkpoints hold (`EarlyStopping`).
         self.stateful: list[Any] = []
+        #: True while `fit_resumable` (`MultiTaskModel.fit`) drives training:
+        #: it restores the newest checkpoint itself before training starts.
+        self.resuming_fit = False
 
     # ---------------------------------------------------------- files
 
@@ -353,11 +356,9 @@ class Checkpoint(keras.callbacks.Callback):
             self._pending_rng = None
 
     def on_train_begin(self, logs: Any = None) -> None:
-        from keras_mtl.model import MultiTaskModel
-
         self._saved_at = time.monotonic()
-        if isinstance(self.model, MultiTaskModel):
-            return  # its fit() restores before training starts
+        if self.resuming_fit:
+            return  # fit_resumable restored before training started
         if self.every != "epoch" or self.minutes is not None:
             raise ValueError(
                 "Checkpoint(every=<steps>) and Checkpoint(minutes=...) resume "
@@ -668,8 +669,6 @@ def fit_resumable(
 ) -> Any:
     """`fit` that resumes from the checkpoint's newest position: the rest of
     the interrupted epoch first, then the remaining epochs."""
-    from keras_mtl.data.arrays import Tail
-
     for key in ("validation_split", "steps_per_epoch"):
         if kwargs.get(key):
             raise ValueError(
@@ -678,6 +677,27 @@ def fit_resumable(
             )
     data = _replayable(checkpoint, x, y, batch_size, shuffle, sample_weight)
     callbacks = [_EpochSync(data), *callbacks]
+    checkpoint.resuming_fit = True
+    try:
+        return _fit_from_checkpoint(
+            model, fit, checkpoint, data, epochs, initial_epoch, callbacks, kwargs
+        )
+    finally:
+        checkpoint.resuming_fit = False
+
+
+def _fit_from_checkpoint(
+    model: Any,
+    fit: Callable[..., Any],
+    checkpoint: Checkpoint,
+    data: Any,
+    epochs: int,
+    initial_epoch: int,
+    callbacks: list[Any],
+    kwargs: dict[str, Any],
+) -> Any:
+    from keras_mtl.data.arrays import Tail
+
     # The data set orders its batches itself (Keras would shuffle them).
     kwargs = {**kwargs, "shuffle": False}
     checkpoint.steps_per_epoch = len(data)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import keras
 import tomllib
 
 from keras_mtl import architectures, balancers, encoders, fusion
+from keras_mtl.errors import ConfigError
 from keras_mtl.task import KINDS, Task, closest
 
 SECTIONS = (
@@ -88,10 +88,6 @@ TRAINING_TYPES = {
 }
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
 COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
-
-
-class ConfigError(ValueError):
-    """A config mistake, in one sentence (the CLI exits with code 2)."""
 
 
 def _params(func: Callable) -> list[str]:
@@ -704,14 +700,3 @@ def config_of(model: Any, compile_args: dict[str, Any] | None = None) -> Config:
     if compile_args:
         data["compile"] = _without_none(compile_args)
     return Config(data, f"<model {model.name}>")
-
-
-def expand(path: str) -> str:
-    """A path with `${VAR}` environment variables expanded."""
-    expanded = os.path.expandvars(path)
-    if "$" in expanded:
-        name = expanded[expanded.index("$") :].split("/")[0].strip("${}")
-        raise ConfigError(
-            f"The path {path!r} uses the environment variable {name}, which is not set."
-        )
-    return expanded

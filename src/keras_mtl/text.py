@@ -72,3 +72,24 @@ def encode_bytes(
         else:
             ids[i, : len(row)] = row
     return EncodedText(ids, truncated, lengths)
+
+
+def text_lengths(ids: np.ndarray) -> np.ndarray:
+    """Lengths of pre-padded id rows (padding 0 first, as
+    `keras_mtl.text.encode_bytes` writes them): the width after the last
+    leading zero.
+
+    Example:
+    >>> text_lengths(np.array([[0, 0, 5, 6], [1, 0, 2, 3], [0, 0, 0, 0]])).tolist()
+    [2, 4, 0]
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"Byte ids must be (samples, length), got shape {ids.shape}.")
+    out = np.empty(len(ids), dtype=np.int64)
+    step = 1 << 16  # rows at a time: no copy of a large array as booleans
+    for start in range(0, len(ids), step):
+        nonzero = ids[start : start + step] != 0
+        first = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), ids.shape[1])
+        out[start : start + step] = ids.shape[1] - first
+    return out

@@ -23,6 +23,7 @@ input's name) and `encoding`: `"bytes"` (UTF-8 bytes, `length`, default 280),
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,13 @@ import numpy as np
 
 from keras_mtl.data import files, tweeteval
 from keras_mtl.data.arrays import ArrayBatches
-from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches, text_lengths
+from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches
 from keras_mtl.data.mixing import MixedBatches, Source, missing_label
 from keras_mtl.data.packed import PackedTexts
 from keras_mtl.data.vocabulary import WordVocabulary
+from keras_mtl.errors import ConfigError
 from keras_mtl.task import Task, closest
-from keras_mtl.text import encode_bytes
+from keras_mtl.text import encode_bytes, text_lengths
 
 SOURCES = ("tweet_pairs", "census_income", "files")
 DATA_KEYS = (
@@ -149,9 +151,18 @@ def check_data_config(table: Any, config: Any) -> None:
         raise config.error("[data]", "reads census_income: give its path.")
 
 
-def _path(value: str, base: Path | None) -> Path:
-    from keras_mtl.config import expand
+def expand(path: str) -> str:
+    """A path with `${VAR}` environment variables expanded."""
+    expanded = os.path.expandvars(path)
+    if "$" in expanded:
+        name = expanded[expanded.index("$") :].split("/")[0].strip("${}")
+        raise ConfigError(
+            f"The path {path!r} uses the environment variable {name}, which is not set."
+        )
+    return expanded
 
+
+def _path(value: str, base: Path | None) -> Path:
     path = Path(expand(str(value)))
     if not path.is_absolute() and base is not None and not path.exists():
         candidate = base / path
@@ -468,8 +479,6 @@ def _load_stream(
         )
     sharded = is_pattern(table["train"])
     if sharded:
-        from keras_mtl.config import expand
-
         paths = shard_paths(expand(str(table["train"])), base)
     else:
         paths = [_path(table["train"], base)]

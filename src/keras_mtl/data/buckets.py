@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_mtl.data.arrays import ArrayBatches, _rows
 from keras_mtl.data.packed import PackedTexts
+from keras_mtl.text import text_lengths
 
 #: Bucket widths for tweets (bytes); the last is the seed's 280.
 TWEET_BUCKETS = (64, 96, 128, 160, 192, 280)
@@ -33,27 +34,6 @@ def bucket_problem(buckets: Any) -> str | None:
     ):
         return f"must be increasing positive widths, got {list(buckets)!r}."
     return None
-
-
-def text_lengths(ids: np.ndarray) -> np.ndarray:
-    """Lengths of pre-padded id rows (padding 0 first, as
-    `keras_mtl.text.encode_bytes` writes them): the width after the last
-    leading zero.
-
-    Example:
-    >>> text_lengths(np.array([[0, 0, 5, 6], [1, 0, 2, 3], [0, 0, 0, 0]])).tolist()
-    [2, 4, 0]
-    """
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-        raise ValueError(f"Byte ids must be (samples, length), got shape {ids.shape}.")
-    out = np.empty(len(ids), dtype=np.int64)
-    step = 1 << 16  # rows at a time: no copy of a large array as booleans
-    for start in range(0, len(ids), step):
-        nonzero = ids[start : start + step] != 0
-        first = np.where(nonzero.any(axis=1), nonzero.argmax(axis=1), ids.shape[1])
-        out[start : start + step] = ids.shape[1] - first
-    return out
 
 
 def _lengths(ids: Any) -> np.ndarray:

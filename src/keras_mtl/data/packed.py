@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from keras_mtl.text import text_lengths
+
 #: Rows gathered at a time: the gather's index arrays stay small.
 _CHUNK = 1 << 16
 
@@ -72,8 +74,6 @@ class PackedTexts:
         """Packs pre-padded id rows (padding 0 first, as
         `keras_mtl.text.encode_bytes` writes them), a block of rows at a
         time."""
-        from keras_mtl.data.buckets import text_lengths
-
         ids = np.asarray(ids)
         lengths = text_lengths(ids)
         offsets = np.zeros(len(ids) + 1, dtype=np.int64)
