@@ -140,6 +140,10 @@ def test_only_public_keras_api():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "jax") != "jax",
+    reason="imports do not depend on the backend: checked once, on JAX",
+)
 def test_each_module_imports_on_its_own():
     """A fresh interpreter imports Keras once, then forks one child per
     module: each child starts with no module of the library loaded and
