@@ -14,7 +14,7 @@ from keras_mtl import balancers as balancers_module
 from keras_mtl import balancing as balancing_module
 from keras_mtl import callbacks as callbacks_module
 from keras_mtl import class_weights as class_weights_module
-from keras_mtl import defaults, masking
+from keras_mtl import defaults, masking, training
 from keras_mtl.masking import task_loss, unreduced
 from keras_mtl.task import Task, as_task, closest
 from keras_mtl.task_metrics import FiniteMean, TaskMetrics
@@ -490,7 +490,7 @@ class MultiTaskModel(keras.Model):
         self._compile_metrics.training = True
         balancing = getattr(self, "_balancing", None)
         if balancing is not None and balancing.balancer.level != "loss":
-            return mtl_backend.train_step(self, *args)
+            return training.train_step(self, *args)
         return super().train_step(*args)
 
     def test_step(self, *args: Any) -> Any:

@@ -1,16 +1,25 @@
-"""Backend-specific code: per-task gradients, the balanced train step, host calls.
+"""Backend primitives: the only code that knows which backend runs.
 
-One module per backend (`jax`, `torch`, `tensorflow`); nothing else in the
-library knows which backend runs. Each module provides:
+One module per backend (`jax`, `torch`, `tensorflow`), each holding small
+primitives and nothing of the library's own logic (it imports no other
+module of it). The balanced train step is written once over them, in
+`keras_mtl.training`. Each module provides:
 
+* `STATELESS`: whether Keras threads variable values through the step (JAX)
+  or the variables hold them (PyTorch, TensorFlow);
+* `vjp(fn, primals) -> (out, aux, pullback)`: `fn(primals)` returns
+  `(out, aux)`; `pullback(cotangent)` is one backward pass to the primals,
+  `pullback.batched(cotangents)` one per row of cotangents stacked on a
+  leading axis (the per-task rows);
+* `cond(pred, true_fn, false_fn)` and `no_grad()`;
 * `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
-  inside a compiled step (the balancing methods are NumPy);
-* `task_gradients(losses_of, values)`: the per-task Jacobian, eagerly (for
-  `keras_mtl.analysis.task_affinity`);
-* `train_step(model, *args)`: the train step of a model whose balancer needs
-  per-task gradients;
+  inside a compiled step (the solvers of the balancing methods are NumPy);
+* `scan`, `segment_sum`: loops and scatter-adds of the LSTM kernels;
 * `guard_optimizer(optimizer)`: makes the optimizer skip steps whose
-  gradients are not finite.
+  gradients are not finite;
+* optionally `global_task_losses`, `replicas`, `rng_state`,
+  `set_rng_state`, `feedable`: what differs under data parallelism, in
+  random state and in input pipelines.
 """
 
 from __future__ import annotations
@@ -78,13 +87,10 @@ def task_gradients(
     """The Jacobian of a (tasks,) loss vector `losses_of(values)` with respect
     to `values`, computed eagerly: one NumPy (tasks, *shape) array per value
     (for analysis, outside the compiled step)."""
-    return module().task_gradients(losses_of, values)
-
-
-def train_step(model: Any, *args: Any) -> Any:
-    """The balanced train step (arguments as Keras passes them on the
-    backend: `(state, data)` on JAX, `(data)` elsewhere)."""
-    return module().train_step(model, *args)
+    primals = [keras.ops.convert_to_tensor(v) for v in values]
+    losses, _, pullback = module().vjp(lambda p: (losses_of(p), None), primals)
+    rows = pullback.batched(keras.ops.eye(int(losses.shape[0]), dtype=losses.dtype))
+    return [keras.ops.convert_to_numpy(r) for r in rows]
 
 
 def global_task_losses(
@@ -122,7 +128,7 @@ def guard_optimizer(optimizer: Any, report: Callable[[Any], None] | None) -> Non
     if "_mtl_guarded" in optimizer.__dict__:
         return
     object.__setattr__(optimizer, "_mtl_guarded", True)
-    module().guard_optimizer(optimizer)
+    module().guard_optimizer(optimizer, all_finite)
 
 
 def rng_state() -> Any:

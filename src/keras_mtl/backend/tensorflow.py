@@ -1,15 +1,15 @@
-"""TensorFlow: per-task gradients with a persistent GradientTape."""
+"""TensorFlow primitives: VJPs on a persistent GradientTape, host calls,
+the strategy's reductions."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from keras_mtl import balancing as bal
 
 
 def host_call(
@@ -49,102 +49,52 @@ def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, A
     return tf.nest.map_structure(lambda c: c[last], carries), ys
 
 
-def _zeros_for_none(grads: Sequence[Any], variables: Sequence[Any]) -> list[Any]:
-    return [
-        tf.zeros(v.shape, v.dtype) if g is None else g
-        for g, v in zip(grads, variables, strict=True)
-    ]
+#: Variables keep their values between steps: gradients are applied to them.
+STATELESS = False
 
 
-def train_step(model: Any, data: Any) -> dict:
-    balancing: bal.Balancing = model._balancing
-    if replicas() > 1:
-        raise ValueError(
-            f"The balancer {balancing.balancer.key!r} works on per-task "
-            f"gradients, which are not all-reduced across the {replicas()} "
-            "replicas of a tf.distribute strategy: train it on one device, or "
-            "on the JAX backend with keras.distribution (docs/distribution.md)."
+class Pullback:
+    """Backward passes through one forward call recorded on a persistent
+    tape (any number of them)."""
+
+    def __init__(self, tape: Any, out: Any, leaves: list[Any], structure: Any) -> None:
+        self.tape = tape
+        self.out = tf.nest.flatten(out)
+        self.leaves = leaves
+        self.structure = structure
+
+    def __call__(self, cotangent: Any) -> Any:
+        grads = self.tape.gradient(
+            self.out,
+            self.leaves,
+            output_gradients=tf.nest.flatten(cotangent),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
-    split = balancing.split
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    enc, heads = split.encoder, split.heads
-    enc_vars = list(enc.trainable_variables)
-    head_vars = list(heads.trainable_variables)
-    kernel = None
-    if split.kernel is not None:
-        # The encoder's own per-task gradient kernels: no autodiff there.
-        kernel = bal.KernelEncoder(model, split, x)
-    with tf.GradientTape(persistent=True) as tape:
-        if kernel is None:
-            z = enc(x, training=True)
-            z = list(z) if isinstance(z, list | tuple) else [z]
-            enc_reg = tf.add_n(enc.losses) if enc.losses else None
-        else:
-            z, enc_reg = list(kernel.z), None
-            for t in z:
-                tape.watch(t)
-        preds = heads(bal.heads_inputs(model, split, x, z), training=True)
-        losses, counts = model.task_losses(y, preds, sample_weight, training=True)
-        task_l = bal.weighted_losses(model, losses)
-        head_reg = tf.add_n(heads.losses) if heads.losses else None
-    jz = tape.jacobian(task_l, z)
-    jh = _zeros_for_none(
-        tape.jacobian(task_l, head_vars),
-        [tf.zeros((balancing.num_tasks, *v.shape)) for v in head_vars],
-    )
+        return tf.nest.pack_sequence_as(self.structure, grads)
 
-    def through_encoder(dz: list[Any]) -> list[Any]:
-        if kernel is not None:
-            return kernel.through(dz)
-        targets, cots = list(z), list(dz)
-        if enc_reg is not None:
-            targets.append(enc_reg)
-            cots.append(tf.ones_like(enc_reg))
-        return _zeros_for_none(
-            tape.gradient(targets, enc_vars, output_gradients=cots), enc_vars
-        )
-
-    def encoder_jacobian(pieces: list[Any]) -> list[Any]:
-        if kernel is not None:
-            return kernel.jacobian(pieces)
+    def batched(self, cotangents: Any) -> Any:
+        flat = tf.nest.flatten(cotangents)
         rows = [
-            _zeros_for_none(
-                tape.gradient(z, enc_vars, output_gradients=[p[t] for p in pieces]),
-                enc_vars,
-            )
-            for t in range(balancing.num_tasks)
+            tf.nest.flatten(self([c[i] for c in flat])) for i in range(flat[0].shape[0])
         ]
-        return [tf.stack(column) for column in zip(*rows, strict=True)]
+        stacked = [tf.stack(column) for column in zip(*rows, strict=True)]
+        return tf.nest.pack_sequence_as(self.structure, stacked)
 
-    def encoder_reg() -> list[Any] | None:
-        if enc_reg is None:
-            return None
-        return _zeros_for_none(tape.gradient(enc_reg, enc_vars), enc_vars)
 
-    shared, step = bal.decide(
-        balancing,
-        jz,
-        task_l,
-        tf.stack(counts),
-        through_encoder,
-        encoder_jacobian,
-        encoder_reg,
-        lambda pred, a, b: tf.cond(pred, a, b),
-    )
-    head_grads = bal.combine(step.heads, jh)
-    if head_reg is not None:
-        reg = _zeros_for_none(tape.gradient(head_reg, head_vars), head_vars)
-        head_grads = [g + r for g, r in zip(head_grads, reg, strict=True)]
-    by_id = {id(v): g for v, g in zip(enc_vars, shared, strict=True)}
-    by_id.update({id(v): g for v, g in zip(head_vars, head_grads, strict=True)})
-    variables = model.trainable_variables
-    grads = [by_id.get(id(v), tf.zeros(v.shape, v.dtype)) for v in variables]
-    model.optimizer.apply(grads, variables)
-    for var, value in bal.new_state_values(balancing, step):
-        var.assign(value)
-    batch = tf.shape(tf.nest.flatten(x)[0])[0]
-    bal.record(model, balancing, losses, counts, step.weights, step.gramian, batch)
-    return model.compute_metrics(x, y, preds, sample_weight)
+def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, Any]:
+    leaves = [tf.convert_to_tensor(t) for t in tf.nest.flatten(primals)]
+    with tf.GradientTape(persistent=True, watch_accessed_variables=False) as tape:
+        tape.watch(leaves)
+        out, aux = fn(tf.nest.pack_sequence_as(primals, leaves))
+    return out, aux, Pullback(tape, out, leaves, primals)
+
+
+def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
+    return tf.cond(pred, when_true, when_false)
+
+
+def no_grad() -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 def _replica_context() -> Any:
@@ -152,6 +102,10 @@ def _replica_context() -> Any:
     if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
         return None
     return tf.distribute.get_replica_context()
+
+
+#: What `replicas` counts, in words.
+REPLICAS = "replicas of a tf.distribute strategy"
 
 
 def replicas() -> int:
@@ -182,15 +136,13 @@ def global_task_losses(
     return tf.unstack(sums / tf.maximum(total, 1.0)), tf.unstack(total), 1.0 / n
 
 
-def guard_optimizer(optimizer: Any) -> None:
+def guard_optimizer(optimizer: Any, all_finite: Callable[[Any], Any]) -> None:
     original = type(optimizer).apply.__get__(optimizer)
 
     def apply(grads: Any, trainable_variables: Any = None) -> Any:
         report = optimizer.__dict__.get("_mtl_report")
         if report is None:
             return original(grads, trainable_variables)
-        from keras_mtl.backend import all_finite
-
         ok = all_finite(grads)
         context = _replica_context()
         if context is not None:
@@ -243,17 +195,3 @@ def feedable(data: keras.utils.PyDataset) -> tf.data.Dataset:
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(data)))
     return dataset.prefetch(max(1, int(getattr(data, "max_queue_size", 2))))
-
-
-def task_gradients(
-    losses_of: Callable[[list[Any]], Any], values: list[Any]
-) -> list[np.ndarray]:
-    """The Jacobian of the task losses `losses_of(values)` (a (tasks,)
-    vector) with respect to `values`: one (tasks, *shape) array per value."""
-    leaves = [tf.Variable(tf.convert_to_tensor(v)) for v in values]
-    with tf.GradientTape(persistent=True) as tape:
-        losses = losses_of([leaf.read_value() for leaf in leaves])
-        parts = [losses[i] for i in range(int(losses.shape[0]))]
-    rows = [_zeros_for_none(tape.gradient(p, leaves), leaves) for p in parts]
-    del tape
-    return [np.stack([np.asarray(row[k]) for row in rows]) for k in range(len(leaves))]

@@ -1,4 +1,5 @@
-"""PyTorch: per-task gradients by batched `torch.autograd.grad`."""
+"""PyTorch primitives: VJPs by `torch.autograd.grad` (batched over task
+cotangents), host calls, the process group's reductions."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from typing import Any
 import keras
 import numpy as np
 import torch
-
-from keras_mtl import balancing as bal
 
 
 def host_call(
@@ -54,128 +53,73 @@ def _filled(grads: Sequence[Any], shapes: Sequence[tuple], device: Any) -> list[
     ]
 
 
-def train_step(model: Any, data: Any) -> dict:
-    balancing: bal.Balancing = model._balancing
-    if replicas() > 1:
-        raise ValueError(
-            f"The balancer {balancing.balancer.key!r} works on per-task "
-            f"gradients, which are not all-reduced across the {replicas()} "
-            "processes of torch.distributed: train it in one process, or on "
-            "the JAX backend with keras.distribution (docs/distribution.md)."
-        )
-    split = balancing.split
-    k = balancing.num_tasks
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    enc, heads = split.encoder, split.heads
-    enc_params = [v.value for v in enc.trainable_variables]
-    head_params = [v.value for v in heads.trainable_variables]
-    kernel = None
-    if split.kernel is not None:
-        # The encoder's own per-task gradient kernels: no autodiff there.
-        with torch.no_grad():
-            kernel = bal.KernelEncoder(model, split, x)
-        z, enc_reg = list(kernel.z), None
-    else:
-        z = enc(x, training=True)
-        z = list(z) if isinstance(z, list | tuple) else [z]
-        enc_reg = sum(enc.losses) if enc.losses else None
-    detached = [t.detach().requires_grad_(True) for t in z]
-    preds = heads(bal.heads_inputs(model, split, x, detached), training=True)
-    losses, counts = model.task_losses(y, preds, sample_weight, training=True)
-    task_l = bal.weighted_losses(model, losses)
-    head_reg = sum(heads.losses) if heads.losses else None
-    device = task_l.device
-    eye = torch.eye(k, device=device, dtype=task_l.dtype)
-    grads = torch.autograd.grad(
-        task_l,
-        detached + head_params,
-        grad_outputs=eye,
-        is_grads_batched=True,
-        retain_graph=True,
-        allow_unused=True,
-    )
-    jz = _filled(grads[: len(z)], [(k, *t.shape) for t in z], device)
-    jh = _filled(grads[len(z) :], [(k, *p.shape) for p in head_params], device)
-    enc_shapes = [tuple(p.shape) for p in enc_params]
+#: Variables keep their values between steps: gradients are applied to them.
+STATELESS = False
 
-    def through_encoder(dz: list[Any]) -> list[Any]:
-        if kernel is not None:
-            with torch.no_grad():
-                return kernel.through(dz)
-        targets, cots = list(z), list(dz)
-        if enc_reg is not None:
-            targets.append(enc_reg)
-            cots.append(torch.ones_like(enc_reg))
-        out = torch.autograd.grad(
-            targets, enc_params, grad_outputs=cots, retain_graph=True, allow_unused=True
-        )
-        return _filled(out, enc_shapes, device)
 
-    def encoder_jacobian(pieces: list[Any]) -> list[Any]:
-        if kernel is not None:
-            with torch.no_grad():
-                return kernel.jacobian(pieces)
-        out = torch.autograd.grad(
-            z,
-            enc_params,
-            grad_outputs=pieces,
-            is_grads_batched=True,
-            retain_graph=True,
-            allow_unused=True,
-        )
-        return _filled(out, [(k, *s) for s in enc_shapes], device)
+class Pullback:
+    """Backward passes through one recorded forward call (the graph is
+    retained, so it can be pulled back through any number of times)."""
 
-    def encoder_reg() -> list[Any] | None:
-        if enc_reg is None:
-            return None
-        out = torch.autograd.grad(
-            enc_reg, enc_params, retain_graph=True, allow_unused=True
-        )
-        return _filled(out, enc_shapes, device)
+    def __init__(self, out: Any, leaves: list[Any], structure: Any) -> None:
+        self.out = keras.tree.flatten(out)
+        self.leaves = leaves
+        self.structure = structure
+        self.device = leaves[0].device if leaves else "cpu"
 
-    def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
-        return when_true() if bool(pred) else when_false()
-
-    shared, step = bal.decide(
-        balancing,
-        jz,
-        task_l.detach(),
-        torch.stack(counts),
-        through_encoder,
-        encoder_jacobian,
-        encoder_reg,
-        cond,
-    )
-    head_grads = bal.combine(step.heads, jh)
-    if head_reg is not None:
-        reg = torch.autograd.grad(head_reg, head_params, allow_unused=True)
-        head_grads = [
-            g if r is None else g + r for g, r in zip(head_grads, reg, strict=True)
+    def _grad(self, cotangent: Any, batch: tuple) -> Any:
+        pairs = [
+            (o, c)
+            for o, c in zip(self.out, keras.tree.flatten(cotangent), strict=True)
+            if torch.is_tensor(o) and o.requires_grad
         ]
-    by_id = {id(v): g for v, g in zip(enc.trainable_variables, shared, strict=True)}
-    by_id.update(
-        {id(v): g for v, g in zip(heads.trainable_variables, head_grads, strict=True)}
-    )
-    variables = model.trainable_variables
-    grads = [
-        by_id.get(id(v), torch.zeros(tuple(v.shape), device=device)) for v in variables
-    ]
-    with torch.no_grad():
-        model.optimizer.apply([g.detach() for g in grads], variables)
-        for var, value in bal.new_state_values(balancing, step):
-            var.assign(value)
-    batch = keras.tree.flatten(x)[0].shape[0]
-    with torch.no_grad():
-        bal.record(
-            model,
-            balancing,
-            [loss.detach() for loss in losses],
-            counts,
-            step.weights,
-            step.gramian,
-            batch,
+        wanted = [i for i, leaf in enumerate(self.leaves) if leaf.requires_grad]
+        grads: list[Any] = [None] * len(self.leaves)
+        if pairs and wanted:
+            found = torch.autograd.grad(
+                [o for o, _ in pairs],
+                [self.leaves[i] for i in wanted],
+                grad_outputs=[c for _, c in pairs],
+                retain_graph=True,
+                allow_unused=True,
+                is_grads_batched=bool(batch),
+            )
+            for i, g in zip(wanted, found, strict=True):
+                grads[i] = g
+        filled = _filled(
+            grads, [(*batch, *leaf.shape) for leaf in self.leaves], self.device
         )
-        return model.compute_metrics(x, y, [p.detach() for p in preds], sample_weight)
+        return keras.tree.pack_sequence_as(self.structure, filled)
+
+    def __call__(self, cotangent: Any) -> Any:
+        return self._grad(cotangent, ())
+
+    def batched(self, cotangents: Any) -> Any:
+        rows = int(keras.tree.flatten(cotangents)[0].shape[0])
+        return self._grad(cotangents, (rows,))
+
+
+def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, Any]:
+    leaves = [
+        t.detach().requires_grad_(True)
+        if torch.is_tensor(t) and t.is_floating_point()
+        else torch.as_tensor(t)
+        for t in keras.tree.flatten(primals)
+    ]
+    out, aux = fn(keras.tree.pack_sequence_as(primals, leaves))
+    return out, aux, Pullback(out, leaves, primals)
+
+
+def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
+    return when_true() if bool(pred) else when_false()
+
+
+def no_grad() -> Any:
+    return torch.no_grad()
+
+
+#: What `replicas` counts, in words.
+REPLICAS = "processes of torch.distributed"
 
 
 def replicas() -> int:
@@ -230,7 +174,7 @@ def _average_across_processes(grads: Any) -> list[Any]:
     return out
 
 
-def guard_optimizer(optimizer: Any) -> None:
+def guard_optimizer(optimizer: Any, all_finite: Callable[[Any], Any]) -> None:
     original = type(optimizer).apply.__get__(optimizer)
 
     def apply(grads: Any, trainable_variables: Any = None) -> Any:
@@ -239,8 +183,6 @@ def guard_optimizer(optimizer: Any) -> None:
         report = optimizer.__dict__.get("_mtl_report")
         if report is None:
             return original(grads, trainable_variables)
-        from keras_mtl.backend import all_finite
-
         ok = all_finite(grads)
         report(ok)
         if bool(ok):
@@ -257,22 +199,3 @@ def rng_state() -> np.ndarray:
 
 def set_rng_state(state: np.ndarray) -> None:
     torch.set_rng_state(torch.from_numpy(np.asarray(state, np.uint8)))
-
-
-def task_gradients(
-    losses_of: Callable[[list[Any]], Any], values: list[Any]
-) -> list[np.ndarray]:
-    """The Jacobian of the task losses `losses_of(values)` (a (tasks,)
-    vector) with respect to `values`: one (tasks, *shape) array per value."""
-    leaves = [torch.as_tensor(v).detach().clone().requires_grad_(True) for v in values]
-    losses = losses_of(leaves)
-    rows = []
-    for i in range(losses.shape[0]):
-        grads = torch.autograd.grad(
-            losses[i], leaves, retain_graph=True, allow_unused=True
-        )
-        rows.append(_filled(grads, [v.shape for v in leaves], leaves[0].device))
-    return [
-        torch.stack([row[k] for row in rows]).detach().cpu().numpy()
-        for k in range(len(leaves))
-    ]

@@ -1,0 +1,11 @@
+"""Training with a gradient balancer, written once for every backend.
+
+* `step`: the balanced train step (what `MultiTaskModel.train_step` runs
+  when its balancer needs per-task gradients);
+* `rows`: the providers of task rows (autodiff, or a layer's own kernel);
+* `algebra`: from task rows to the method's decision and the shared update.
+"""
+
+from keras_mtl.training.step import train_step
+
+__all__ = ["train_step"]

@@ -1,0 +1,180 @@
+"""The algebra of a balanced step, on any backend (`keras.ops` only).
+
+From the per-task rows (pieces of the Jacobian, each of shape
+(tasks, ...)), a method's `Step`: a Gramian method's weights from
+G = J J^T, a Jacobian method's update vector, reused between
+recomputations with `update_every`; then the state a step leaves behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from keras import ops
+
+from keras_mtl.balancing import Balancing
+
+Tensor = Any
+
+
+def gramian(pieces: list[Tensor]) -> Tensor:
+    """G = J J^T from Jacobian pieces of shape (tasks, ...)."""
+    k = pieces[0].shape[0]
+    total = None
+    for piece in pieces:
+        flat = ops.reshape(ops.cast(piece, "float32"), (k, -1))
+        part = ops.matmul(flat, ops.transpose(flat))
+        total = part if total is None else total + part
+    return total
+
+
+def combine(weights: Tensor, pieces: list[Tensor]) -> list[Tensor]:
+    """sum_t w_t J_t for each piece: the update of a Gramian method."""
+    return [
+        ops.tensordot(ops.cast(weights, piece.dtype), piece, axes=1) for piece in pieces
+    ]
+
+
+def flatten(pieces: list[Tensor]) -> Tensor:
+    """The Jacobian (tasks, columns) from its pieces."""
+    k = pieces[0].shape[0]
+    return ops.concatenate([ops.reshape(p, (k, -1)) for p in pieces], axis=1)
+
+
+def unflatten(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
+    """Splits a vector into tensors shaped like `like` (without the task axis)."""
+    out, start = [], 0
+    for piece in like:
+        shape = tuple(piece.shape[1:])
+        size = int(np.prod(shape)) if shape else 1
+        out.append(ops.reshape(vector[start : start + size], shape))
+        start += size
+    return out
+
+
+class Step(NamedTuple):
+    """What a gradient method decided for one step."""
+
+    shared: list[Tensor]  # update pieces (Jacobian methods) or [] (Gramian)
+    weights: Tensor  # task weights (effective, for Jacobian methods)
+    heads: Tensor  # factor of each task's own head gradient
+    state: list[Tensor]  # the method's new state
+    gramian: Tensor
+
+
+def gramian_step(
+    balancing: Balancing, pieces: list[Tensor], losses: Tensor, counts: Tensor
+) -> Step:
+    """Weights of a Gramian method from Jacobian pieces."""
+    g = gramian(pieces)
+    k = balancing.num_tasks
+    out, new_state = balancing.call_host(
+        balancing.gramian_host(), g, losses, counts, (2 * k,)
+    )
+    return Step([], out[:k], out[k:], new_state, g)
+
+
+def jacobian_step(
+    balancing: Balancing, pieces: list[Tensor], losses: Tensor, counts: Tensor
+) -> Step:
+    """Update of a Jacobian method from Jacobian pieces."""
+    jac = flatten(pieces)
+    n = int(jac.shape[1])
+    k = balancing.num_tasks
+    out, new_state = balancing.call_host(
+        balancing.jacobian_host(), jac, losses, counts, (n + 2 * k,)
+    )
+    return Step(
+        unflatten(out[:n], pieces),
+        out[n : n + k],
+        out[n + k :],
+        new_state,
+        gramian(pieces),
+    )
+
+
+def _add(a: list[Tensor], b: list[Tensor] | None) -> list[Tensor]:
+    return a if b is None else [x + y for x, y in zip(a, b, strict=True)]
+
+
+def decide(
+    balancing: Balancing,
+    jz: list[Tensor],
+    losses: Tensor,
+    counts: Tensor,
+    through_encoder: Any,
+    encoder_jacobian: Any,
+    encoder_reg: Any,
+    cond: Any,
+) -> tuple[list[Tensor], Step]:
+    """The update of the shared variables for one step, on any backend.
+
+    Args:
+        balancing: The balancing of the model.
+        jz: Per-task gradients of the shared representation, pieces of
+            shape (tasks, ...).
+        losses: The (weighted) task losses, shape (tasks,).
+        counts: Labelled samples per task in the batch.
+        through_encoder: dz pieces -> gradients of the shared variables
+            (one backward pass through the encoder, layer losses included).
+        encoder_jacobian: jz -> per-task gradients of the shared variables,
+            pieces of shape (tasks, *variable shape).
+        encoder_reg: () -> gradients of the encoder's layer losses, or None.
+        cond: The backend's conditional, `cond(pred, true_fn, false_fn)`.
+
+    Returns:
+        The gradients of the shared variables and the method's `Step`.
+    """
+    method = balancing.balancer
+    store = balancing.state
+    representation = balancing.mode == "representation"
+    if method.level == "jacobian":
+        if representation:
+            step = jacobian_step(balancing, jz, losses, counts)
+            return through_encoder(step.shared), step
+        step = jacobian_step(balancing, encoder_jacobian(jz), losses, counts)
+        return _add(step.shared, encoder_reg()), step
+
+    def recompute() -> tuple[list[Tensor], Step]:
+        if representation:
+            step = gramian_step(balancing, jz, losses, counts)
+            return through_encoder(combine(step.weights, jz)), step
+        pieces = encoder_jacobian(jz)
+        step = gramian_step(balancing, pieces, losses, counts)
+        return _add(combine(step.weights, pieces), encoder_reg()), step
+
+    def reuse() -> tuple[list[Tensor], Step]:
+        weights = store.last_weights.value
+        step = Step(
+            [],
+            weights,
+            store.last_heads.value,
+            store.values(),
+            store.last_gramian.value,
+        )
+        return through_encoder(combine(weights, jz)), step
+
+    if balancing.update_every == 1:
+        return recompute()
+    due = ops.equal(ops.mod(store.step.value, balancing.update_every), 0)
+    return cond(due, recompute, reuse)
+
+
+def new_state_values(balancing: Balancing, step: Step) -> list[tuple[Any, Tensor]]:
+    """(variable, new value) for every state variable after a step."""
+    store = balancing.state
+    pairs = list(zip(store.state_variables, step.state, strict=True))
+    pairs += [
+        (store.step, store.step.value + 1),
+        (store.last_weights, step.weights),
+        (store.last_heads, step.heads),
+        (store.last_gramian, step.gramian),
+    ]
+    ok = ops.all(ops.stack([ops.all(ops.isfinite(x)) for _, x in pairs[:-4]] or [True]))
+    ok = ops.logical_and(ok, ops.all(ops.isfinite(step.weights)))
+    # A non-finite step leaves the state as it was (the guard skips it).
+    return [
+        (v, ops.where(ok, ops.reshape(ops.cast(x, v.dtype), v.shape), v.value))
+        for v, x in pairs
+    ]

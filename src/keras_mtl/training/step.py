@@ -1,0 +1,207 @@
+"""The train step of a model whose balancer needs per-task gradients.
+
+Written once for every backend, over the primitives of
+`keras_mtl.backend` (a VJP, a batched backward pass, a host call, a
+conditional): split the variables at the shared representation, take the
+task rows from a provider (`keras_mtl.training.rows`), let the method
+decide the shared update (`keras_mtl.training.algebra.decide`), add each
+head's own gradient, apply, and record. Only how the result is applied
+differs: JAX threads every value through the step (`STATELESS`), the
+other backends assign to their variables.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import keras
+from keras import ops
+
+from keras_mtl import backend as mtl_backend
+from keras_mtl.balancing import Balancing, weighted_losses
+from keras_mtl.training.algebra import Step, combine, decide, new_state_values
+from keras_mtl.training.rows import heads_inputs, rows_for
+
+Tensor = Any
+
+
+class Values:
+    """The value of each model variable for this step, by variable."""
+
+    def __init__(
+        self, model: Any, trainable: list[Tensor], non_trainable: list[Tensor]
+    ) -> None:
+        self.trainable = list(trainable)
+        self.non_trainable = list(non_trainable)
+        self.tpos = {id(v): i for i, v in enumerate(model.trainable_variables)}
+        self.npos = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
+
+    def of(self, variables: list[Any]) -> list[Tensor]:
+        """The values of trainable variables."""
+        return [self.trainable[self.tpos[id(v)]] for v in variables]
+
+    def of_non_trainable(self, variables: list[Any]) -> list[Tensor]:
+        return [self.non_trainable[self.npos[id(v)]] for v in variables]
+
+    def updated(self, updates: list[tuple[Any, Tensor]]) -> list[Tensor]:
+        """The non-trainable values after `updates` (variable, value)."""
+        out = list(self.non_trainable)
+        for var, value in updates:
+            out[self.npos[id(var)]] = value
+        return out
+
+
+class Outcome(NamedTuple):
+    """What one balanced step computed, before anything is applied."""
+
+    grads: list[Tensor]  # one per model.trainable_variables
+    updates: list[tuple[Any, Tensor]]  # (non-trainable variable, new value)
+    preds: Any
+    losses: list[Tensor]
+    counts: list[Tensor]
+    step: Step
+
+
+def _check_replicas(prims: ModuleType, balancing: Balancing) -> None:
+    replicas = getattr(prims, "replicas", None)
+    n = 1 if replicas is None else replicas()
+    if n > 1:
+        raise ValueError(
+            f"The balancer {balancing.balancer.key!r} works on per-task "
+            f"gradients, which are not all-reduced across the {n} "
+            f"{prims.REPLICAS}: train it on one device, or on the JAX backend "
+            "with keras.distribution (docs/distribution.md)."
+        )
+
+
+def balanced_gradients(
+    model: Any, prims: ModuleType, values: Values, x: Any, y: Any, sample_weight: Any
+) -> Outcome:
+    """The gradient of every trainable variable for one balanced step.
+
+    Shared variables get the method's update from the task rows; each head
+    gets its own task's gradient, scaled by the method's head factor.
+    """
+    balancing: Balancing = model._balancing
+    split = balancing.split
+    k = balancing.num_tasks
+    enc, heads = split.encoder, split.heads
+    head_n = values.of_non_trainable(heads.non_trainable_variables)
+    rows = rows_for(
+        prims,
+        model,
+        split,
+        values.of(enc.trainable_variables),
+        values.of_non_trainable(enc.non_trainable_variables),
+        x,
+    )
+    head_reg = {"present": False}
+
+    def heads_fn(primals: list[Any]) -> tuple[Any, Any]:
+        z, variables = primals
+        preds, new_n, reg = heads.stateless_call(
+            variables,
+            head_n,
+            heads_inputs(model, split, x, z),
+            training=True,
+            return_losses=True,
+        )
+        losses, counts = model.task_losses(y, preds, sample_weight, training=True)
+        head_reg["present"] = bool(reg)
+        total = sum(reg) if reg else ops.zeros((), "float32")
+        return (weighted_losses(model, losses), total), (preds, losses, counts, new_n)
+
+    (task_l, _), aux, pullback = prims.vjp(
+        heads_fn, [list(rows.z), values.of(heads.trainable_variables)]
+    )
+    preds, losses, counts, head_n_new = aux
+    jz, jh = pullback.batched((ops.eye(k, dtype="float32"), ops.zeros((k,), "float32")))
+    store = balancing.state
+    mapping = [
+        (v, values.non_trainable[values.npos[id(v)]])
+        for v in store.non_trainable_variables
+    ]
+    with keras.StatelessScope(state_mapping=mapping):
+        shared, step = decide(
+            balancing,
+            jz,
+            ops.stop_gradient(task_l),
+            ops.stack(counts),
+            rows.through,
+            rows.jacobian,
+            rows.reg,
+            prims.cond,
+        )
+        updates = new_state_values(balancing, step)
+    head_grads = combine(step.heads, jh)
+    if head_reg["present"]:
+        reg = pullback((ops.zeros_like(task_l), ops.ones((), "float32")))[1]
+        head_grads = [g + r for g, r in zip(head_grads, reg, strict=True)]
+    by_id = {id(v): g for v, g in zip(enc.trainable_variables, shared, strict=True)}
+    by_id.update(
+        {id(v): g for v, g in zip(heads.trainable_variables, head_grads, strict=True)}
+    )
+    grads = [
+        by_id[id(v)] if id(v) in by_id else ops.zeros(v.shape, v.dtype)
+        for v in model.trainable_variables
+    ]
+    updates += list(zip(enc.non_trainable_variables, rows.non_trainable, strict=True))
+    updates += list(zip(heads.non_trainable_variables, head_n_new, strict=True))
+    return Outcome(grads, updates, preds, losses, counts, step)
+
+
+def record(model: Any, outcome: Outcome, x: Any, y: Any, sample_weight: Any) -> dict:
+    """Updates the loss trackers, the balancer's metrics and the task
+    metrics (stateful calls; on JAX inside a scope that collects them)."""
+    balancing: Balancing = model._balancing
+    losses = [ops.stop_gradient(v) for v in outcome.losses]
+    nominal = ops.sum(weighted_losses(model, losses))
+    batch = ops.shape(keras.tree.flatten(x)[0])[0]
+    model._loss_tracker.update_state(nominal, sample_weight=batch)
+    model._compile_metrics.update_losses(losses, outcome.counts)
+    model._compile_metrics.update_balance(
+        balancing.metric_values(outcome.step.weights, outcome.step.gramian)
+    )
+    preds = keras.tree.map_structure(ops.stop_gradient, outcome.preds)
+    return model.compute_metrics(x, y, preds, sample_weight)
+
+
+def train_step(model: Any, *args: Any) -> Any:
+    """The balanced train step, with the arguments Keras passes on the
+    running backend: `(state, data)` on JAX, `(data)` elsewhere."""
+    prims = mtl_backend.module()
+    _check_replicas(prims, model._balancing)
+    if prims.STATELESS:
+        state, data = args
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        values = Values(model, trainable, non_trainable)
+    else:
+        (data,) = args
+        values = Values(
+            model,
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    outcome = balanced_gradients(model, prims, values, x, y, sample_weight)
+    if not prims.STATELESS:
+        with prims.no_grad():
+            grads = [ops.stop_gradient(g) for g in outcome.grads]
+            model.optimizer.apply(grads, model.trainable_variables)
+            for var, value in outcome.updates:
+                var.assign(value)
+            return record(model, outcome, x, y, sample_weight)
+    trainable, optimizer_vars = model.optimizer.stateless_apply(
+        optimizer_vars, outcome.grads, trainable
+    )
+    non_trainable = values.updated(outcome.updates)
+    with keras.StatelessScope(
+        state_mapping=list(zip(model.metrics_variables, metrics_vars, strict=True))
+    ) as scope:
+        logs = record(model, outcome, x, y, sample_weight)
+    metrics_vars = [
+        value if (value := scope.get_current_value(v)) is not None else v.value
+        for v in model.metrics_variables
+    ]
+    return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
