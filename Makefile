@@ -25,10 +25,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# Every test on JAX; the `model` tests (what differs per backend) on PyTorch
+# and TensorFlow, beside the JAX pass (tests/run_backends.sh).
 test: $(BIN)/.installed lint
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q --durations=10 tests src/keras_mtl src/keras_mtl_cli
-	KERAS_BACKEND=torch $(BIN)/python -m pytest -q --durations=10 tests
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --durations=10 -m model tests
+	bash tests/run_backends.sh $(BIN)
 
 clean:
 	rm -rf $(VENV) demo-out

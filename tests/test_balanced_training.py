@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from backend_cover import methods
 from layer_checks import as_numpy
 
 from keras_mtl import MultiTaskModel, Task, balancers, build_model
@@ -31,7 +32,7 @@ def _data(rng, n=64, tasks=("a", "b", "c")):
     return x, y
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", methods(ALL))
 def test_every_balancer_trains(name, rng):
     model = _model()
     model.compile(
@@ -55,7 +56,7 @@ def test_every_balancer_trains(name, rng):
 REPRESENTATION = [n for n in GRADIENT if balancers.BALANCERS[n].representation is True]
 
 
-@pytest.mark.parametrize("name", REPRESENTATION)
+@pytest.mark.parametrize("name", methods(REPRESENTATION))
 def test_representation_level(name, rng):
     model = _model()
     model.compile(

@@ -176,6 +176,13 @@ def test_config_errors(change, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_section_given_as_a_value():
+    # Found by the CLI fuzzer: `training = 0` above the tables.
+    text = "training = 0\n" + BASE.replace("[training]\nepochs = 2\n", "")
+    with pytest.raises(ConfigError, match=r"\[training\] must be a table, got int 0"):
+        Config.from_string(text)
+
+
 def test_missing_tasks_and_files(tmp_path):
     with pytest.raises(ConfigError, match=r"\[tasks\] is missing"):
         Config.from_string(BASE.split("[[tasks]]")[0])

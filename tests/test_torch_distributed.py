@@ -19,6 +19,7 @@ from keras_mtl import balancers
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.model,
     pytest.mark.skipif(
         keras.backend.backend() != "torch",
         reason="torch.distributed process groups run on the PyTorch backend",

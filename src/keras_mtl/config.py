@@ -404,7 +404,12 @@ class Config:
                     f"must be one of {', '.join(choices)}, got {comp[key]!r}"
                     f"{closest(str(comp[key]), list(choices))}.",
                 )
-        every = d.get("training", {}).get("checkpoint_every", "epoch")
+        training = d.get("training", {})
+        if not isinstance(training, dict):
+            raise self.error(
+                "[training]", f"must be a table, got {_describe(training)}."
+            )
+        every = training.get("checkpoint_every", "epoch")
         if every != "epoch" and (
             not isinstance(every, int) or isinstance(every, bool) or every < 1
         ):
@@ -412,7 +417,7 @@ class Config:
                 "[training].checkpoint_every",
                 f'must be "epoch" or a whole number of steps >= 1, got {every!r}.',
             )
-        minutes = d.get("training", {}).get("checkpoint_minutes", 5.0)
+        minutes = training.get("checkpoint_minutes", 5.0)
         if (
             isinstance(minutes, bool)
             or not isinstance(minutes, int | float)
