@@ -117,11 +117,8 @@ def balanced_gradients(
     )
     preds, losses, counts, head_n_new = aux
     jz, jh = pullback.batched((ops.eye(k, dtype="float32"), ops.zeros((k,), "float32")))
-    store = balancing.state
-    mapping = [
-        (v, values.non_trainable[values.npos[id(v)]])
-        for v in store.non_trainable_variables
-    ]
+    state_vars = balancing.state.non_trainable_variables
+    mapping = list(zip(state_vars, values.of_non_trainable(state_vars), strict=True))
     with keras.StatelessScope(state_mapping=mapping):
         shared, step = decide(
             balancing,
