@@ -163,6 +163,9 @@ def test_save_and_load_keep_everything(rng, tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, MultiTaskModel)
     assert loaded.tasks == model.tasks
+    # Saved as given, so the file resolves it for the backend that loads it.
+    assert loaded.get_compile_config()["jit_compile"] == "auto"
+    assert loaded.jit_compile == model.jit_compile
     for task, p in model.predict_tasks(x).items():
         np.testing.assert_array_equal(loaded.predict_tasks(x)[task], p)
     assert loaded.evaluate(x, y, return_dict=True, verbose=0) == pytest.approx(
