@@ -60,7 +60,7 @@ for num_tasks in tasks_list:
             continue
         if mode == "representation" and method != "ew":
             cls = balancers.BALANCERS[method]
-            if cls.level == "loss" or cls.representation is not True:
+            if cls.level == "loss" or cls.not_at_representation:
                 continue
         t = time_method(num_tasks, method, mode)
         if method == "ew":

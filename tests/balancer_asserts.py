@@ -114,3 +114,55 @@ def assert_scale_equivariant(
             atol=tol * s * (np.linalg.norm(jacobian) + 1e-300),
             rtol=tol,
         )
+
+
+def loss_sequences() -> list[tuple[str, np.ndarray]]:
+    """Named runs of task losses (steps x tasks) over three epochs (two
+    steps each), at scales from 1e-8 to 1e8: what a loss weighting meets,
+    stateful ones through their warm-up epochs."""
+    rng = np.random.default_rng(2)
+    out = []
+    for k in (1, 2, 3, 5, 10):
+        base = rng.uniform(0.2, 3.0, size=k)
+        decay = rng.uniform(0.5, 1.0, size=k)
+        run = np.stack([base * decay ** (step // 2) for step in range(6)])
+        for scale in SCALES:
+            out.append((f"{k} tasks * {scale:g}", scale * run))
+    out.append(("equal losses", np.ones((6, 3))))
+    out.append(("one task at zero", np.tile([0.0, 1.0, 2.0], (6, 1))))
+    return out
+
+
+def run_losses(method: Balancer, losses: np.ndarray) -> list[np.ndarray]:
+    """Feeds a loss weighting the steps of `losses` (two per epoch) from
+    its initial state; returns the weights of each step."""
+    from keras_mtl.balancers.base import Inputs, context
+
+    state = method.init(losses.shape[1])
+    out = []
+    for step, row in enumerate(losses):
+        ctx = context(method.seed, step, step // 2)
+        weights, state = method.update(Inputs(np.asarray(row, float)), state, ctx)
+        out.append(np.asarray(weights))
+    return out
+
+
+def assert_loss_weights(method: Balancer, losses: np.ndarray) -> None:
+    """Every step gives one finite, non-negative weight per task."""
+    for weights in run_losses(method, losses):
+        assert weights.shape == (losses.shape[1],), weights.shape
+        assert np.all(np.isfinite(weights)), weights
+        assert np.all(weights >= 0), weights
+
+
+def assert_loss_permutation_invariant(
+    method: Balancer, losses: np.ndarray, tol: float = 1e-9
+) -> None:
+    """Permuting the tasks permutes the weights, at every step."""
+    order = np.random.default_rng(3).permutation(losses.shape[1])
+    for plain, permuted in zip(
+        run_losses(method, losses),
+        run_losses(method, losses[:, order]),
+        strict=True,
+    ):
+        np.testing.assert_allclose(permuted, plain[order], rtol=tol, atol=0)

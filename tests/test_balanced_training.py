@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -53,7 +55,9 @@ def test_every_balancer_trains(name, rng):
     assert int(as_numpy(model.balancer_state.epoch)) == 2
 
 
-REPRESENTATION = [n for n in GRADIENT if balancers.BALANCERS[n].representation is True]
+REPRESENTATION = [
+    n for n in GRADIENT if not balancers.BALANCERS[n].not_at_representation
+]
 
 
 @pytest.mark.parametrize("name", methods(REPRESENTATION))
@@ -78,13 +82,14 @@ def test_representation_level_refused_with_the_reason(name):
         _model().compile(balancer=name, balance_mode="representation")
 
 
+@dataclasses.dataclass(frozen=True)
 class _Ones(GramianWeighting):
     """Weights 1: the balanced step must then equal plain Keras on the sum."""
 
     key = "ones"
 
-    def weigh(self, gramian, losses, state, ctx):
-        return np.ones(len(gramian)), state
+    def update(self, inputs, state, ctx):
+        return np.ones(len(inputs.gramian)), state
 
 
 def _plain_twin(model):
@@ -173,11 +178,16 @@ def test_uw_parameters_are_trained_and_saved(rng, tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(0.1), balancer="uw")
     x, y = _data(rng)
     model.fit(x, y, batch_size=16, epochs=3, verbose=0)
-    params = as_numpy(model.balancer_state.params)
+    state = model.balancer_state.state()
+    params = state.log_variance
     assert not np.allclose(params, -0.5)
+    # The learned values are the method's state: its weights show them.
+    learned = balancers.UW().weights(np.ones(3), state)
+    np.testing.assert_allclose(learned, 0.5 * np.exp(-params))
+    assert not np.allclose(learned, balancers.UW().weights(np.ones(3)))
     model.save(tmp_path / "uw.keras")
     loaded = keras.models.load_model(tmp_path / "uw.keras")
-    np.testing.assert_array_equal(as_numpy(loaded.balancer_state.params), params)
+    np.testing.assert_array_equal(loaded.balancer_state.state().log_variance, params)
 
 
 def test_a_task_without_labels_gets_no_weight(rng):

@@ -1,5 +1,6 @@
-"""Every gradient method against the shared property checks, over many
-matrices and scales from 1e-8 to 1e8."""
+"""Every method against the shared property checks: gradient methods over
+many matrices, loss weightings over runs of losses, at scales from 1e-8 to
+1e8; each claim a method makes is checked."""
 
 from __future__ import annotations
 
@@ -69,6 +70,43 @@ def test_permutation_invariant(name, label, jacobian):
 @pytest.mark.parametrize(("label", "jacobian"), PLAIN, ids=_ids(PLAIN))
 def test_scale_equivariant(name, label, jacobian):
     asserts.assert_scale_equivariant(balancers.get(name), jacobian, tol=1e-5)
+
+
+LOSS_METHODS = sorted(
+    name for name, cls in balancers.BALANCERS.items() if cls.level == "loss"
+)
+LOSSES = asserts.loss_sequences()
+
+
+def _loss_method(name, k):
+    # Fixed needs one weight per task.
+    params = {"weights": list(np.linspace(0.5, 2.0, k))} if name == "fixed" else {}
+    return balancers.get(name, **params)
+
+
+def test_every_method_is_checked():
+    assert len(GRADIENT_METHODS) + len(LOSS_METHODS) == len(balancers.BALANCERS) == 25
+
+
+@pytest.mark.parametrize("name", LOSS_METHODS)
+@pytest.mark.parametrize(("label", "losses"), LOSSES, ids=_ids(LOSSES))
+def test_loss_weights_are_finite_and_non_negative(name, label, losses):
+    asserts.assert_loss_weights(_loss_method(name, losses.shape[1]), losses)
+
+
+LOSS_PERMUTATION = sorted(
+    n for n in LOSS_METHODS if "permutation_invariant" in balancers.BALANCERS[n].claims
+)
+
+
+def test_the_expected_loss_weightings_claim_permutation_invariance():
+    assert set(LOSS_PERMUTATION) == set(LOSS_METHODS) - {"fixed", "rlw"}
+
+
+@pytest.mark.parametrize("name", LOSS_PERMUTATION)
+@pytest.mark.parametrize(("label", "losses"), LOSSES, ids=_ids(LOSSES))
+def test_loss_weights_permutation_invariant(name, label, losses):
+    asserts.assert_loss_permutation_invariant(balancers.get(name), losses)
 
 
 def test_pcgrad_order_is_random_but_seeded():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_mtl import balancers
-from keras_mtl.balancers.base import context
+from keras_mtl.balancers.base import Inputs, context
 
 J_BASE = np.array([[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]])
 G_BASE = J_BASE @ J_BASE.T
@@ -120,9 +120,9 @@ def test_simple_loss_weightings():
 def test_rlw_draws_positive_weights_summing_to_one_per_step():
     method = balancers.get("rlw", seed=5)
     state = method.init(3)
-    first = method.weigh(np.ones(3), state, context(5, step=0))[0]
-    again = method.weigh(np.ones(3), state, context(5, step=0))[0]
-    later = method.weigh(np.ones(3), state, context(5, step=1))[0]
+    first = method.update(Inputs(np.ones(3)), state, context(5, step=0))[0]
+    again = method.update(Inputs(np.ones(3)), state, context(5, step=0))[0]
+    later = method.update(Inputs(np.ones(3)), state, context(5, step=1))[0]
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, later)
     assert np.all(first > 0) and first.sum() == pytest.approx(1.0)
@@ -133,8 +133,8 @@ def _run(method, batches):
     state = method.init(len(batches[0][1]))
     out = []
     for step, (epoch, losses) in enumerate(batches):
-        w, state = method.weigh(
-            np.asarray(losses, float), state, context(0, step, epoch)
+        w, state = method.update(
+            Inputs(np.asarray(losses, float)), state, context(0, step, epoch)
         )
         out.append(w)
     return out, state
@@ -184,7 +184,8 @@ def test_gradnorm_moves_weight_to_the_slower_task():
     for step, (epoch, losses) in enumerate(
         [(0, [1.0, 1.0]), (1, [0.2, 0.9]), (1, [0.2, 0.9])]
     ):
-        w, state = method.weigh(g, np.asarray(losses), state, context(0, step, epoch))
+        inputs = Inputs(np.asarray(losses), gramian=g)
+        w, state = method.update(inputs, state, context(0, step, epoch))
     assert w[1] > w[0] and w.sum() == pytest.approx(2.0)
 
 

@@ -20,6 +20,7 @@ from keras_mtl import balancers as balancers_module
 from keras_mtl.balancers.base import (
     Balancer,
     GramianWeighting,
+    Inputs,
     JacobianAggregator,
     LossWeighting,
     context,
@@ -34,9 +35,9 @@ MODES = ("parameter", "representation")
 class BalancerState(keras.layers.Layer):
     """The state of a balancing method as Keras variables.
 
-    Holds one non-trainable variable per field of the method's state, the
-    step and epoch counters, and for parametric loss weightings (UW, IMTL-L)
-    their trainable parameters, optimised with the model.
+    Holds one variable per field of the method's state (trainable for the
+    fields the method learns with the model: UW's, IMTL-L's), the step and
+    epoch counters, and the last step's weights and Gramian.
 
     Args:
         balancer: The method (object, name or config dict).
@@ -54,8 +55,16 @@ class BalancerState(keras.layers.Layer):
         self.dim = int(dim)
         template = self.balancer.init(self.num_tasks, self.dim)
         self.template = template
+        # One variable per field of the state; the fields the method learns
+        # with the model (UW, IMTL-L) are trainable, and left to the
+        # optimizer: `assign` and the host steps never write them.
+        self.learned = tuple(self.balancer.learned)
         self.state_variables = []
+        learned = {}
         for field, value in zip(template._fields, template, strict=True):
+            if field in self.learned:
+                learned[field] = np.asarray(value, dtype=np.float32)
+                continue
             value = np.asarray(value, dtype=np.float32)
             var = self.add_weight(
                 shape=value.shape, initializer="zeros", trainable=False, name=field
@@ -82,13 +91,13 @@ class BalancerState(keras.layers.Layer):
             trainable=False,
             name="gramian",
         )
-        self.params = None
-        if isinstance(self.balancer, LossWeighting) and self.balancer.parametric:
-            init = np.asarray(self.balancer.init_params(self.num_tasks), np.float32)
-            self.params = self.add_weight(
-                shape=init.shape, initializer="zeros", trainable=True, name="params"
+        self.learned_variables = {}
+        for field, value in learned.items():
+            var = self.add_weight(
+                shape=value.shape, initializer="zeros", trainable=True, name=field
             )
-            self.params.assign(init)
+            var.assign(value)
+            self.learned_variables[field] = var
         self.built = True
 
     def values(self) -> list[Tensor]:
@@ -104,10 +113,26 @@ class BalancerState(keras.layers.Layer):
         for var, value in zip(self.state_variables, values, strict=True):
             var.assign(ops.where(ok, value, var.value))
 
+    def tensors(self) -> NamedTuple:
+        """The current state as the method's NamedTuple of tensors (what a
+        learned method's `objective` differentiates)."""
+        stored = iter(self.state_variables)
+        return type(self.template)(
+            *[
+                self.learned_variables[f].value
+                if f in self.learned
+                else next(stored).value
+                for f in self.template._fields
+            ]
+        )
+
     def state(self) -> NamedTuple:
-        """The current state as the method's NamedTuple of NumPy arrays."""
-        arrays = [keras.ops.convert_to_numpy(v) for v in self.state_variables]
-        return type(self.template)(*arrays)
+        """The current state as the method's NamedTuple of NumPy arrays,
+        learned fields included (`UW().weights(losses, state)` gives the
+        learned weights)."""
+        return type(self.template)(
+            *[np.asarray(keras.ops.convert_to_numpy(v)) for v in self.tensors()]
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -116,6 +141,33 @@ class BalancerState(keras.layers.Layer):
             "num_tasks": self.num_tasks,
             "dim": self.dim,
         }
+
+
+def _on_present(
+    balancer: Balancer,
+    inputs: Inputs,
+    state: NamedTuple,
+    ctx: Any,
+    present: np.ndarray,
+) -> np.ndarray:
+    """A stateless method's output when only the `present` tasks have labels
+    in the batch: it runs on them alone; the others weigh 0."""
+    idx = np.flatnonzero(present)
+    if balancer.level == "jacobian" and not len(idx):
+        return np.zeros(inputs.jacobian.shape[1])
+    out = np.zeros(len(inputs.losses))
+    if not len(idx):
+        return out
+    sub = Inputs(
+        inputs.losses[idx],
+        None if inputs.gramian is None else inputs.gramian[np.ix_(idx, idx)],
+        None if inputs.jacobian is None else inputs.jacobian[idx],
+    )
+    result = balancer.update(sub, state, ctx)[0]
+    if balancer.level == "jacobian":
+        return result
+    out[idx] = result
+    return out
 
 
 def _restore(template: NamedTuple, arrays: list[np.ndarray]) -> NamedTuple:
@@ -190,10 +242,10 @@ class Balancing:
                     f"Balancer '{key}' balances the gradients of variables shared by "
                     "two or more tasks, but no variable of this model is shared."
                 )
-            if mode == "representation" and balancer.representation is not True:
+            if mode == "representation" and balancer.not_at_representation:
                 raise ValueError(
                     f"Balancer '{key}' is not defined at the representation level: "
-                    f"{balancer.representation}"
+                    f"{balancer.not_at_representation}"
                 )
             if self.update_every != 1 and balancer.level != "gramian":
                 raise ValueError(
@@ -242,13 +294,21 @@ class Balancing:
 
     # ------------------------------------------------------ host functions
 
-    def _host(self, level_fn: Any, out_size: Any) -> Any:
-        """Wraps a NumPy step of the method for `host_call`: restores the
-        state, restricts stateless methods to the tasks with labels in the
-        batch, and returns float32 arrays."""
+    def host(self) -> Any:
+        """The method's step as a NumPy function for `host_call`.
+
+        It takes (the Gramian, the Jacobian, or the losses again for a loss
+        weighting), the losses, the labelled counts, the step and epoch
+        counters and the stored state; it restores the state, restricts
+        stateless methods to the tasks with labels in the batch, and returns
+        float32 arrays: the output (below) and the new state. The output is
+        the weights (loss level); the weights and the head factors (Gramian
+        level); the update, the weights it implies and the head factors
+        (Jacobian level)."""
         balancer = self.balancer
         template = self.state.template
         stateless = len(template) == 0
+        k = self.num_tasks
 
         def run(
             first: np.ndarray,
@@ -260,92 +320,57 @@ class Balancing:
         ) -> list:
             present = np.asarray(counts) > 0
             ctx = context(balancer.seed, int(step), int(epoch), present)
-            restored = _restore(template, list(state))
             losses = np.asarray(losses, np.float64)
             first = np.asarray(first, np.float64)
             if not (np.isfinite(first).all() and np.isfinite(losses).all()):
                 # A step the guard will skip: no solver runs on NaN, the
                 # state stays as it was.
-                nan = np.full(out_size(first, losses), np.nan)
-                return _as_float32([nan, *state])
+                return _as_float32([np.full(self.output_size(first), np.nan), *state])
+            inputs = Inputs(
+                losses,
+                first if balancer.level == "gramian" else None,
+                first if balancer.level == "jacobian" else None,
+            )
+            restored = _restore(template, list(state))
             if stateless and not present.all():
-                idx = np.flatnonzero(present)
-                out, new_state = level_fn(first, losses, restored, ctx, idx)
+                out = _on_present(balancer, inputs, restored, ctx, present)
+                new_state = restored
             else:
-                out, new_state = level_fn(first, losses, restored, ctx, None)
-            return _as_float32([out, *new_state])
+                out, new_state = balancer.update(inputs, restored, ctx)
+            return _as_float32([self._with_heads(inputs, out, k), *new_state])
 
         return run
 
-    def loss_host(self) -> Any:
-        balancer = self.balancer
+    def output_size(self, first: Any) -> int:
+        """The length of the host function's output (see `host`)."""
+        k = self.num_tasks
+        level = self.balancer.level
+        return (
+            k
+            if level == "loss"
+            else 2 * k
+            if level == "gramian"
+            else (int(first.shape[1]) + 2 * k)
+        )
 
-        def level(
-            _: np.ndarray,
-            losses: np.ndarray,
-            state: NamedTuple,
-            ctx: Any,
-            idx: np.ndarray | None,
-        ) -> tuple:
-            if idx is None:
-                return balancer.weigh(losses, state, ctx)
-            w = np.zeros(len(losses))
-            if len(idx):
-                w[idx] = balancer.weigh(losses[idx], state, ctx)[0]
-            return w, state
-
-        return self._host(level, lambda first, losses: len(losses))
-
-    def gramian_host(self) -> Any:
-        balancer = self.balancer
-
-        def level(
-            gramian: np.ndarray,
-            losses: np.ndarray,
-            state: NamedTuple,
-            ctx: Any,
-            idx: np.ndarray | None,
-        ) -> tuple:
-            if idx is None:
-                w, state = balancer.weigh(gramian, losses, state, ctx)
-            else:
-                w = np.zeros(len(losses))
-                if len(idx):
-                    sub = gramian[np.ix_(idx, idx)]
-                    w[idx] = balancer.weigh(sub, losses[idx], state, ctx)[0]
-            return np.concatenate([w, balancer.head_factors(losses, w)]), state
-
-        return self._host(level, lambda first, losses: 2 * len(losses))
-
-    def jacobian_host(self) -> Any:
-        balancer = self.balancer
-
-        def level(
-            jacobian: np.ndarray,
-            losses: np.ndarray,
-            state: NamedTuple,
-            ctx: Any,
-            idx: np.ndarray | None,
-        ) -> tuple:
-            if idx is None:
-                update, state = balancer.combine(jacobian, losses, state, ctx)
-            elif not len(idx):
-                update = np.zeros(jacobian.shape[1])
-            else:
-                update = balancer.combine(jacobian[idx], losses[idx], state, ctx)[0]
-            # The weights w with J^T w closest to the update: what the method
-            # gives each task, for the `weight/<task>` metrics.
-            weights = np.linalg.lstsq(jacobian.T, update, rcond=None)[0]
-            heads = balancer.head_factors(losses, weights)
-            return np.concatenate([update, weights, heads]), state
-
-        return self._host(level, lambda first, losses: first.shape[1] + 2 * len(losses))
+    def _with_heads(self, inputs: Inputs, out: np.ndarray, k: int) -> np.ndarray:
+        level = self.balancer.level
+        if level == "loss":
+            return out
+        if level == "gramian":
+            return np.concatenate([out, self.balancer.head_factors(inputs.losses, out)])
+        # The weights w with J^T w closest to the update: what the method
+        # gives each task, for the `weight/<task>` metrics.
+        weights = np.linalg.lstsq(inputs.jacobian.T, out, rcond=None)[0]
+        heads = self.balancer.head_factors(inputs.losses, weights)
+        return np.concatenate([out, weights, heads])
 
     def call_host(
-        self, fn: Any, first: Tensor, losses: Tensor, counts: Tensor, out_shape: tuple
+        self, first: Tensor, losses: Tensor, counts: Tensor
     ) -> tuple[Tensor, list[Tensor]]:
-        """Runs a host function on this step's inputs and the stored state;
-        returns its output and the new state values (not yet assigned)."""
+        """Runs the method's step (`host`) on this step's inputs and the
+        stored state; returns its output and the new state values (not yet
+        assigned)."""
         state = self.state
         inputs = [
             ops.stop_gradient(first),
@@ -355,8 +380,9 @@ class Balancing:
             state.epoch.value,
             *state.values(),
         ]
-        shapes = [out_shape] + [tuple(v.shape) for v in state.state_variables]
-        outs = mtl_backend.host_call(fn, inputs, shapes)
+        shapes = [(self.output_size(first),)]
+        shapes += [tuple(v.shape) for v in state.state_variables]
+        outs = mtl_backend.host_call(self.host(), inputs, shapes)
         return outs[0], outs[1:]
 
     # -------------------------------------------------------- loss level
@@ -368,19 +394,15 @@ class Balancing:
         """
         balancer = self.balancer
         state = self.state
-        if isinstance(balancer, LossWeighting) and balancer.parametric:
-            objective, weights = balancer.objective(losses, counts, state.params.value)
-        elif isinstance(balancer, LossWeighting) and balancer.constant:
-            ones = np.ones(self.num_tasks)
+        if balancer.learned:
+            objective, weights = balancer.objective(losses, counts, state.tensors())
+        elif balancer.constant:
             weights = ops.convert_to_tensor(
-                balancer.weigh(ones, state.template, context(balancer.seed))[0],
-                "float32",
+                balancer.weights(np.ones(self.num_tasks), state.template), "float32"
             )
             objective = ops.sum(weights * losses)
         else:
-            weights, new_state = self.call_host(
-                self.loss_host(), losses, losses, counts, (self.num_tasks,)
-            )
+            weights, new_state = self.call_host(losses, losses, counts)
             state.assign(new_state)
             objective = ops.sum(ops.stop_gradient(weights) * losses)
         state.step.assign(state.step.value + 1)

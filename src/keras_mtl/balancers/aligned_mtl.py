@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 
 SCALES = ("min", "median", "rmse")
 
 
+@dataclasses.dataclass(frozen=True)
 class AlignedMTL(GramianWeighting):
     """Aligned-MTL (Senushkin et al. 2023, https://arxiv.org/abs/2305.19000).
 
@@ -32,16 +34,19 @@ class AlignedMTL(GramianWeighting):
     key = "aligned_mtl"
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(self, scale: str = "min") -> None:
-        if scale not in SCALES:
-            raise ValueError(
-                f"AlignedMTL: scale must be one of {', '.join(SCALES)}, got {scale!r}."
-            )
-        self.scale = scale
+    scale: str = "min"
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(
+                f"AlignedMTL: scale must be one of {', '.join(SCALES)}, "
+                f"got {self.scale!r}."
+            )
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
         values, vectors = np.linalg.eigh((gramian + gramian.T) / 2)
         tol = float(values.max(initial=0.0)) * k * float(np.finfo(np.float32).eps)
@@ -57,6 +62,3 @@ class AlignedMTL(GramianWeighting):
             s = float(kept.mean())
         b = np.sqrt(s) * (basis / np.sqrt(kept)) @ basis.T
         return b @ np.full(k, 1.0 / k), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"scale": self.scale}

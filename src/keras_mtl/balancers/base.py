@@ -1,24 +1,43 @@
-"""The two levels of balancing methods, after the field's best designs.
+"""The one shape of every balancing method.
 
-* A **loss weighting** maps the vector of task losses (and its state) to task
-  weights (EW, UW, DWA, RLW, GLS, IMTL-L, FAMO, STCH, ...).
-* A **Gramian weighting** maps the Gramian G = J J^T of the Jacobian J of the
-  task losses (tasks x shared parameters) to task weights w; the update is
-  J^T w (MGDA, PCGrad, CAGrad, UPGrad, Nash-MTL, ...). Working on the small
-  tasks x tasks Gramian keeps the cost of the method itself negligible.
-* A **Jacobian aggregator** maps J itself to an update, for the few methods
-  that act coordinate by coordinate or keep gradient vectors as state
-  (GradDrop, MoCo, DB-MTL).
+A method is a small frozen dataclass: its fields are its hyper-parameters,
+which give `get_config`, `repr`, equality and hashing for free. It has two
+pure functions, after the optax/torchjd style:
 
-Methods are small objects computed in NumPy (float64). `init` gives their
-state as a NamedTuple of arrays; the training step keeps it in Keras
-variables, so it is saved in `.keras` files and checkpoints and travels
-through the JAX stateless step. Every method can be checked by hand:
-`aggregate(jacobian)` and `weights(...)` take and return NumPy arrays.
+* `init(num_tasks, dim) -> state`: the initial state, a NamedTuple of NumPy
+  arrays (`Empty()` for stateless methods);
+* `update(inputs, state, ctx) -> (output, state)`: one step.
+
+`inputs` (`Inputs`) always holds the task losses, and for gradient methods
+the Gramian G = J J^T or the Jacobian J of the task losses (tasks x shared
+parameters). The class attribute `level` says which, and what `output` is:
+
+* `"loss"`: a **loss weighting** maps the losses to task weights w; the
+  model minimises sum w_i L_i (EW, UW, DWA, RLW, GLS, IMTL-L, FAMO, STCH);
+* `"gramian"`: a **Gramian weighting** maps G (and the losses) to task
+  weights w; the update of the shared parameters is J^T w (MGDA, PCGrad,
+  CAGrad, UPGrad, Nash-MTL, ...). Working on the small tasks x tasks Gramian
+  keeps the cost of the method itself negligible, and every such weighting
+  composes with the one aggregator `aggregate` (J^T w), as in torchjd;
+* `"jacobian"`: a **Jacobian aggregator** maps J itself to the update, for
+  the few methods that act coordinate by coordinate or keep gradient
+  vectors as state (GradDrop, MoCo, DB-MTL).
+
+Parameters a method learns with the model (UW's log-variances, IMTL-L's
+scales) are fields of its state named in `learned`: the training step
+keeps them in trainable Keras variables and minimises the method's
+`objective`, so `weights(losses, state)` with a model's state
+(`model.balancer_state.state()`) and saved files show the learned values.
+
+Methods compute in NumPy (float64); the training step keeps the state in
+Keras variables, so it is saved in `.keras` files and checkpoints and
+travels through the JAX stateless step. Every method can be checked by hand:
+`weights(...)` and `aggregate(jacobian)` take and return NumPy arrays.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -28,6 +47,20 @@ Array = np.ndarray
 
 class Empty(NamedTuple):
     """The state of a stateless method."""
+
+
+class Inputs(NamedTuple):
+    """What one step gives a method.
+
+    Attributes:
+        losses: The task losses (k,).
+        gramian: G = J J^T (k, k), for `level == "gramian"`.
+        jacobian: J (k, parameters), for `level == "jacobian"`.
+    """
+
+    losses: Array
+    gramian: Array | None = None
+    jacobian: Array | None = None
 
 
 class Context(NamedTuple):
@@ -62,23 +95,25 @@ def context(
     return Context(step, epoch, np.random.default_rng([seed or 0, step]), present)
 
 
+@dataclasses.dataclass(frozen=True)
 class Balancer:
-    """Base of every balancing method.
+    """Base of every balancing method (see the module docstring).
 
     Class attributes describe the method to the training step and to the
     property tests: `key` (its registry name), `level` (`"loss"`,
     `"gramian"` or `"jacobian"`), `claims` (properties it promises:
     `"non_conflicting"`, `"permutation_invariant"`, `"scale_invariant"`),
-    and `representation` (True when representation-level mode is defined
-    for it, else the reason it is not).
+    `not_at_representation` (why representation-level mode is not defined
+    for it; empty when it is), `learned` (state fields trained with the
+    model) and `constant` (weights that never change: no host call).
     """
 
     key: ClassVar[str] = ""
     level: ClassVar[str] = ""
     claims: ClassVar[frozenset[str]] = frozenset()
-    representation: ClassVar[bool | str] = True
-    #: Whether the method draws random numbers (then it takes a `seed`).
-    random: ClassVar[bool] = False
+    not_at_representation: ClassVar[str] = ""
+    learned: ClassVar[tuple[str, ...]] = ()
+    constant: ClassVar[bool] = False
 
     def init(self, num_tasks: int, dim: int = 0) -> NamedTuple:
         """The initial state for `num_tasks` tasks (`dim`: Jacobian columns,
@@ -86,9 +121,19 @@ class Balancer:
         del num_tasks, dim
         return Empty()
 
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments: `balancers.get(key, **config)` rebuilds it."""
-        return {}
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
+    ) -> tuple[Array, NamedTuple]:
+        """One step: the task weights (or, at the Jacobian level, the
+        update vector) and the new state."""
+        raise NotImplementedError
+
+    def objective(self, losses: Any, counts: Any, state: Any) -> tuple[Any, Any]:
+        """For methods with `learned` state: the objective the model
+        minimises (in `keras.ops`, differentiable in the learned fields of
+        `state`) and the task weights it implies. `counts`: labelled
+        samples per task in the batch."""
+        raise NotImplementedError(f"{type(self).__name__} learns no parameters.")
 
     def head_factors(self, losses: Array, weights: Array) -> Array:
         """What each task's own head gradient is multiplied by (gradient
@@ -99,19 +144,36 @@ class Balancer:
 
     @property
     def seed(self) -> int | None:
-        return getattr(self, "_seed", None)
+        """The seed of a random method's draws (a `seed` field), else None."""
+        return None
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments: `balancers.get(key, **config)` rebuilds it."""
+        return {
+            f.metadata.get("config", f.name): _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
 
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
+    def _set(self, **values: Any) -> None:
+        """Normalises fields in `__post_init__` (the dataclass is frozen)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
-    def __hash__(self) -> int:
-        return hash((type(self), repr(self)))
+    def _run(
+        self, inputs: Inputs, state: NamedTuple | None, k: int, dim: int = 0
+    ) -> Array:
+        state = self.init(k, dim) if state is None else state
+        return self.update(inputs, state, context(self.seed))[0]
 
 
+def _plain(value: Any) -> Any:
+    """A field's value as JSON-able config (tuples as lists)."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
 class LossWeighting(Balancer):
     """Maps task losses to task weights; the model minimises sum w_i L_i.
 
@@ -120,20 +182,10 @@ class LossWeighting(Balancer):
     same gradient.
     """
 
-    level = "loss"
-    #: Trainable parameters optimised with the model (UW, IMTL-L).
-    parametric: ClassVar[bool] = False
-    #: Weights that never change (EW, fixed): no host call in the step.
-    constant: ClassVar[bool] = False
+    level: ClassVar[str] = "loss"
 
-    def weigh(
-        self, losses: Array, state: NamedTuple, ctx: Context
-    ) -> tuple[Array, NamedTuple]:
-        """Weights for one step, and the new state."""
-        raise NotImplementedError
-
-    def weights(self, losses: Any) -> Array:
-        """The weights of one step from the initial state (for checks).
+    def weights(self, losses: Any, state: NamedTuple | None = None) -> Array:
+        """The weights of one step, from `state` (default: the initial one).
 
         Example:
         >>> from keras_mtl.balancers import get
@@ -141,34 +193,29 @@ class LossWeighting(Balancer):
         [1.0, 1.0]
         """
         losses = np.asarray(losses, dtype=np.float64)
-        state = self.init(len(losses))
-        return self.weigh(losses, state, context(self.seed))[0]
+        return self._run(Inputs(losses), state, len(losses))
 
 
+@dataclasses.dataclass(frozen=True)
 class GramianWeighting(Balancer):
     """Maps the Gramian G = J J^T (and the losses) to task weights w; the
     update of the shared parameters is J^T w."""
 
-    level = "gramian"
-    #: Whether the method reads the losses besides the Gramian.
-    uses_losses: ClassVar[bool] = False
+    level: ClassVar[str] = "gramian"
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
-    ) -> tuple[Array, NamedTuple]:
-        """Weights for one step, and the new state."""
-        raise NotImplementedError
-
-    def weights(self, jacobian: Any, losses: Any = None) -> Array:
-        """Task weights for a Jacobian (tasks x parameters), from the initial
-        state."""
+    def weights(
+        self, jacobian: Any, losses: Any = None, state: NamedTuple | None = None
+    ) -> Array:
+        """Task weights for a Jacobian (tasks x parameters), from `state`
+        (default: the initial one)."""
         jacobian = np.asarray(jacobian, dtype=np.float64)
         k = jacobian.shape[0]
         losses = np.ones(k) if losses is None else np.asarray(losses, np.float64)
-        state = self.init(k)
-        return self.weigh(jacobian @ jacobian.T, losses, state, context(self.seed))[0]
+        return self._run(Inputs(losses, gramian=jacobian @ jacobian.T), state, k)
 
-    def aggregate(self, jacobian: Any, losses: Any = None) -> Array:
+    def aggregate(
+        self, jacobian: Any, losses: Any = None, state: NamedTuple | None = None
+    ) -> Array:
         """The update J^T w for a Jacobian (tasks x parameters).
 
         Example:
@@ -177,28 +224,24 @@ class GramianWeighting(Balancer):
         [1.0, 1.0, 1.0]
         """
         jacobian = np.asarray(jacobian, dtype=np.float64)
-        return self.weights(jacobian, losses) @ jacobian
+        return self.weights(jacobian, losses, state) @ jacobian
 
 
+@dataclasses.dataclass(frozen=True)
 class JacobianAggregator(Balancer):
     """Maps the Jacobian itself (and the losses) to an update."""
 
-    level = "jacobian"
+    level: ClassVar[str] = "jacobian"
 
-    def combine(
-        self, jacobian: Array, losses: Array, state: NamedTuple, ctx: Context
-    ) -> tuple[Array, NamedTuple]:
-        """The update for one step, and the new state."""
-        raise NotImplementedError
-
-    def aggregate(self, jacobian: Any, losses: Any = None) -> Array:
-        """The update for a Jacobian (tasks x parameters), from the initial
-        state."""
+    def aggregate(
+        self, jacobian: Any, losses: Any = None, state: NamedTuple | None = None
+    ) -> Array:
+        """The update for a Jacobian (tasks x parameters), from `state`
+        (default: the initial one)."""
         jacobian = np.asarray(jacobian, dtype=np.float64)
         k, n = jacobian.shape
         losses = np.ones(k) if losses is None else np.asarray(losses, np.float64)
-        state = self.init(k, n)
-        return self.combine(jacobian, losses, state, context(self.seed))[0]
+        return self._run(Inputs(losses, jacobian=jacobian), state, k, n)
 
 
 def check_positive(owner: Balancer, **values: float) -> None:
@@ -216,4 +259,13 @@ def check_unit(owner: Balancer, **values: float) -> None:
         if not 0 <= value <= 1:
             raise ValueError(
                 f"{type(owner).__name__}: {name} must be in [0, 1], got {value}."
+            )
+
+
+def check_at_least(owner: Balancer, bound: float, **values: float) -> None:
+    """Raises one sentence for a hyperparameter that must be >= `bound`."""
+    for name, value in values.items():
+        if not value >= bound:
+            raise ValueError(
+                f"{type(owner).__name__}: {name} must be >= {bound:g}, got {value}."
             )

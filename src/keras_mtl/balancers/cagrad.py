@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import minimize
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    GramianWeighting,
+    Inputs,
+    check_at_least,
+    check_positive,
+)
 from keras_mtl.balancers.gramian import normalize
 
 RESCALES = (0, 1, 2)
 
 
+@dataclasses.dataclass(frozen=True)
 class CAGrad(GramianWeighting):
     """Conflict-averse gradient descent (Liu et al. 2021,
     https://arxiv.org/abs/2110.14048).
@@ -37,21 +46,23 @@ class CAGrad(GramianWeighting):
     key = "cagrad"
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(
-        self, c: float = 0.5, rescale: int = 1, norm_eps: float = 1e-4
-    ) -> None:
-        if c < 0:
-            raise ValueError(f"CAGrad: c must be >= 0, got {c}.")
-        if rescale not in RESCALES:
-            raise ValueError(f"CAGrad: rescale must be 0, 1 or 2, got {rescale}.")
-        check_positive(self, norm_eps=norm_eps)
-        self.c = float(c)
-        self.rescale = int(rescale)
-        self.norm_eps = float(norm_eps)
+    c: float = 0.5
+    rescale: int = 1
+    norm_eps: float = 1e-4
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        check_at_least(self, 0.0, c=self.c)
+        if self.rescale not in RESCALES:
+            raise ValueError(f"CAGrad: rescale must be 0, 1 or 2, got {self.rescale}.")
+        check_positive(self, norm_eps=self.norm_eps)
+        self._set(
+            c=float(self.c), rescale=int(self.rescale), norm_eps=float(self.norm_eps)
+        )
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
         g = normalize(gramian, self.norm_eps)
         mean = np.full(k, 1.0 / k)
@@ -94,6 +105,3 @@ class CAGrad(GramianWeighting):
             weights = mean + (radius / norm_w) * w
         divisor = {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]
         return weights / divisor, state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"c": self.c, "rescale": self.rescale, "norm_eps": self.norm_eps}

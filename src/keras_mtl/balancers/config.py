@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 from keras_mtl.balancers.gramian import norms
 
 
+@dataclasses.dataclass(frozen=True)
 class ConFIG(GramianWeighting):
     """ConFIG (Liu et al. 2024, https://arxiv.org/abs/2408.11104, Eq. 2).
 
@@ -27,9 +29,10 @@ class ConFIG(GramianWeighting):
     key = "config"
     claims = frozenset({"permutation_invariant", "scale_invariant"})
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
         n = norms(gramian)
         inverse = np.where(n > 0, 1.0 / np.where(n > 0, n, 1.0), 0.0)

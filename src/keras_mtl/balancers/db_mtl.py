@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, JacobianAggregator, check_unit
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    JacobianAggregator,
+    check_at_least,
+    check_unit,
+)
 
 _NOT_DEFINED = (
     "DB-MTL keeps a moving average of each task's gradient across steps; "
@@ -20,6 +28,7 @@ class DBMTLState(NamedTuple):
     steps: Array
 
 
+@dataclasses.dataclass(frozen=True)
 class DBMTL(JacobianAggregator):
     """Dual-balancing MTL (Lin et al. 2023, https://arxiv.org/abs/2308.12029).
 
@@ -35,21 +44,23 @@ class DBMTL(JacobianAggregator):
     """
 
     key = "db_mtl"
-    representation = _NOT_DEFINED
+    not_at_representation = _NOT_DEFINED
 
-    def __init__(self, beta: float = 0.9, beta_sigma: float = 0.0) -> None:
-        check_unit(self, beta=beta)
-        if beta_sigma < 0:
-            raise ValueError(f"DBMTL: beta_sigma must be >= 0, got {beta_sigma}.")
-        self.beta = float(beta)
-        self.beta_sigma = float(beta_sigma)
+    beta: float = 0.9
+    beta_sigma: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_unit(self, beta=self.beta)
+        check_at_least(self, 0.0, beta_sigma=self.beta_sigma)
+        self._set(beta=float(self.beta), beta_sigma=float(self.beta_sigma))
 
     def init(self, num_tasks: int, dim: int = 0) -> DBMTLState:
         return DBMTLState(np.zeros((num_tasks, dim)), np.asarray(0.0))
 
-    def combine(
-        self, jacobian: Array, losses: Array, state: DBMTLState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: DBMTLState, ctx: Context
     ) -> tuple[Array, DBMTLState]:
+        jacobian, losses = inputs.jacobian, inputs.losses
         present = ctx.mask(len(jacobian))
         t = float(state.steps) + 1
         beta = self.beta / t**self.beta_sigma
@@ -65,6 +76,3 @@ class DBMTL(JacobianAggregator):
 
     def head_factors(self, losses: Array, weights: Array) -> Array:
         return 1.0 / (np.asarray(losses) + 1e-8)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "beta_sigma": self.beta_sigma}

@@ -13,12 +13,39 @@ active-set algorithm (scipy.optimize.nnls) solves exactly.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy.optimize import nnls
 
-from keras_mtl.balancers.gramian import factor
+from keras_mtl.balancers.base import GramianWeighting, check_at_least, check_positive
+from keras_mtl.balancers.gramian import factor, normalize, regularize
 
 Array = np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class DualConeWeighting(GramianWeighting):
+    """Base of the methods that project onto the dual cone (UPGrad,
+    DualProj): they work on the trace-normalised, regularised Gramian.
+
+    Args:
+        norm_eps: At or below this trace the Gramian counts as zero (the
+            default 0 keeps the method scale-invariant at every scale).
+        reg_eps: Added to the normalised Gramian's diagonal.
+    """
+
+    norm_eps: float = 0.0
+    reg_eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        check_positive(self, reg_eps=self.reg_eps)
+        check_at_least(self, 0.0, norm_eps=self.norm_eps)
+        self._set(norm_eps=float(self.norm_eps), reg_eps=float(self.reg_eps))
+
+    def conditioned(self, gramian: Array) -> Array:
+        """G / trace(G) + reg_eps I (zero G below `norm_eps`)."""
+        return regularize(normalize(gramian, self.norm_eps), self.reg_eps)
 
 
 def project_weights(u: Array, gramian: Array) -> Array:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_mtl.balancers import epoch_losses
-from keras_mtl.balancers.base import Array, Context, LossWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    LossWeighting,
+    check_positive,
+)
 
 
 class DWAState(NamedTuple):
@@ -19,6 +26,7 @@ class DWAState(NamedTuple):
     finished: Array  # number of finished epochs
 
 
+@dataclasses.dataclass(frozen=True)
 class DWA(LossWeighting):
     """Dynamic weight average (Liu, Johns & Davison 2019,
     https://arxiv.org/abs/1803.10704).
@@ -35,9 +43,11 @@ class DWA(LossWeighting):
     key = "dwa"
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(self, temperature: float = 2.0) -> None:
-        check_positive(self, temperature=temperature)
-        self.temperature = float(temperature)
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_positive(self, temperature=self.temperature)
+        self._set(temperature=float(self.temperature))
 
     def init(self, num_tasks: int, dim: int = 0) -> DWAState:
         z = np.zeros(num_tasks)
@@ -50,9 +60,10 @@ class DWA(LossWeighting):
             np.asarray(0.0),
         )
 
-    def weigh(
-        self, losses: Array, state: DWAState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: DWAState, ctx: Context
     ) -> tuple[Array, DWAState]:
+        losses = inputs.losses
         k = len(losses)
         sums, counts, seen, done = epoch_losses.track(
             state.sums, state.counts, state.seen, ctx.epoch, losses, ctx.mask(k)
@@ -69,6 +80,3 @@ class DWA(LossWeighting):
         z = ratio / self.temperature
         e = np.exp(z - z.max())
         return k * e / e.sum(), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"temperature": self.temperature}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, LossWeighting
+from keras_mtl.balancers.base import Array, Context, Inputs, LossWeighting
 
 
+@dataclasses.dataclass(frozen=True)
 class EW(LossWeighting):
     """Equal weighting: every task weighs 1, the model minimises sum_i L_i.
 
@@ -20,7 +22,8 @@ class EW(LossWeighting):
     claims = frozenset({"permutation_invariant"})
     constant = True
 
-    def weigh(
-        self, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        losses = inputs.losses
         return np.ones(len(losses)), state

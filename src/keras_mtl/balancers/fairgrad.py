@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_mtl.balancers import power_balance
-from keras_mtl.balancers.base import Array, Context, GramianWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    GramianWeighting,
+    Inputs,
+    check_positive,
+)
 
 
+@dataclasses.dataclass(frozen=True)
 class FairGrad(GramianWeighting):
     """FairGrad (Ban & Ji 2024, https://arxiv.org/abs/2402.15638).
 
@@ -31,13 +39,16 @@ class FairGrad(GramianWeighting):
     key = "fairgrad"
     claims = frozenset({"non_conflicting", "permutation_invariant"})
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        check_positive(self, alpha=alpha)
-        self.alpha = float(alpha)
+    alpha: float = 1.0
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        check_positive(self, alpha=self.alpha)
+        self._set(alpha=float(self.alpha))
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
         trace = float(np.trace(gramian))
         if trace <= 1e-300 or np.any(np.diag(gramian) <= 1e-12 * trace):
@@ -50,6 +61,3 @@ class FairGrad(GramianWeighting):
 
     def head_factors(self, losses: Array, weights: Array) -> Array:
         return weights if np.any(weights) else np.ones(len(weights))
-
-    def get_config(self) -> dict[str, Any]:
-        return {"alpha": self.alpha}

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, LossWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    LossWeighting,
+    check_at_least,
+    check_positive,
+)
 
 
 class FAMOState(NamedTuple):
@@ -17,6 +25,7 @@ class FAMOState(NamedTuple):
     updates: Array  # Adam steps taken
 
 
+@dataclasses.dataclass(frozen=True)
 class FAMO(LossWeighting):
     """FAMO (Liu et al. 2023, https://arxiv.org/abs/2306.03792).
 
@@ -39,23 +48,27 @@ class FAMO(LossWeighting):
     key = "famo"
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(
-        self, lr: float = 0.025, weight_decay: float = 1e-3, eps: float = 1e-8
-    ) -> None:
-        check_positive(self, lr=lr, eps=eps)
-        if weight_decay < 0:
-            raise ValueError(f"FAMO: weight_decay must be >= 0, got {weight_decay}.")
-        self.lr = float(lr)
-        self.weight_decay = float(weight_decay)
-        self.eps = float(eps)
+    lr: float = 0.025
+    weight_decay: float = 1e-3
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        check_positive(self, lr=self.lr, eps=self.eps)
+        check_at_least(self, 0.0, weight_decay=self.weight_decay)
+        self._set(
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            eps=float(self.eps),
+        )
 
     def init(self, num_tasks: int, dim: int = 0) -> FAMOState:
         z = np.zeros(num_tasks)
         return FAMOState(z, z, z, np.full(num_tasks, np.nan), np.asarray(0.0))
 
-    def weigh(
-        self, losses: Array, state: FAMOState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: FAMOState, ctx: Context
     ) -> tuple[Array, FAMOState]:
+        losses = inputs.losses
         present = ctx.mask(len(losses))
         logits, m, v, t = state.logits, state.m, state.v, float(state.updates)
         usable = present & ~np.isnan(state.previous)
@@ -76,9 +89,6 @@ class FAMO(LossWeighting):
         inverse = np.where(present, z / (losses + self.eps), 0.0)
         weights = inverse / max(float(inverse.sum()), 1e-300)
         return weights, FAMOState(logits, m, v, previous, np.asarray(t))
-
-    def get_config(self) -> dict[str, Any]:
-        return {"lr": self.lr, "weight_decay": self.weight_decay, "eps": self.eps}
 
 
 def _softmax(x: Array) -> Array:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, LossWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    LossWeighting,
+    check_positive,
+)
 
 
+@dataclasses.dataclass(frozen=True)
 class GLS(LossWeighting):
     """Geometric loss strategy (Chennupati et al. 2019,
     https://arxiv.org/abs/1904.08492).
@@ -28,16 +36,16 @@ class GLS(LossWeighting):
     key = "gls"
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(self, eps: float = 1e-12) -> None:
-        check_positive(self, eps=eps)
-        self.eps = float(eps)
+    eps: float = 1e-12
 
-    def weigh(
-        self, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        check_positive(self, eps=self.eps)
+        self._set(eps=float(self.eps))
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        losses = inputs.losses
         floored = np.maximum(losses, self.eps)
         geometric = float(np.exp(np.mean(np.log(floored))))
         return geometric / (len(losses) * floored), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"eps": self.eps}

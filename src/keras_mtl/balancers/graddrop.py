@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, JacobianAggregator, check_unit
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    JacobianAggregator,
+    check_unit,
+)
 
 
+@dataclasses.dataclass(frozen=True)
 class GradDrop(JacobianAggregator):
     """Gradient sign dropout (Chen et al. 2020, https://arxiv.org/abs/2010.06808).
 
@@ -28,16 +36,18 @@ class GradDrop(JacobianAggregator):
     """
 
     key = "graddrop"
-    random = True
 
-    def __init__(self, leak: float = 0.0, seed: int = 0) -> None:
-        check_unit(self, leak=leak)
-        self.leak = float(leak)
-        self._seed = int(seed)
+    leak: float = 0.0
+    seed: int = 0
 
-    def combine(
-        self, jacobian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        check_unit(self, leak=self.leak)
+        self._set(leak=float(self.leak), seed=int(self.seed))
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        jacobian = inputs.jacobian
         total = np.abs(jacobian).sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             purity = 0.5 * (1.0 + jacobian.sum(axis=0) / total)
@@ -45,6 +55,3 @@ class GradDrop(JacobianAggregator):
         keep = ((purity > draw) & (jacobian > 0)) | ((purity < draw) & (jacobian < 0))
         factor = self.leak + (1.0 - self.leak) * keep
         return (factor * jacobian).sum(axis=0), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"leak": self.leak, "seed": self._seed}

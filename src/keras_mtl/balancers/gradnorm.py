@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_mtl.balancers import epoch_losses
-from keras_mtl.balancers.base import Array, Context, GramianWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    GramianWeighting,
+    Inputs,
+    check_at_least,
+    check_positive,
+)
 from keras_mtl.balancers.gramian import norms
 
 
@@ -20,6 +28,7 @@ class GradNormState(NamedTuple):
     has_initial: Array
 
 
+@dataclasses.dataclass(frozen=True)
 class GradNorm(GramianWeighting):
     """GradNorm (Chen et al. 2018, https://arxiv.org/abs/1711.02257).
 
@@ -37,15 +46,15 @@ class GradNorm(GramianWeighting):
     """
 
     key = "gradnorm"
-    uses_losses = True
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(self, alpha: float = 1.5, lr: float = 0.025) -> None:
-        check_positive(self, lr=lr)
-        if alpha < 0:
-            raise ValueError(f"GradNorm: alpha must be >= 0, got {alpha}.")
-        self.alpha = float(alpha)
-        self.lr = float(lr)
+    alpha: float = 1.5
+    lr: float = 0.025
+
+    def __post_init__(self) -> None:
+        check_positive(self, lr=self.lr)
+        check_at_least(self, 0.0, alpha=self.alpha)
+        self._set(alpha=float(self.alpha), lr=float(self.lr))
 
     def init(self, num_tasks: int, dim: int = 0) -> GradNormState:
         z = np.zeros(num_tasks)
@@ -53,9 +62,10 @@ class GradNorm(GramianWeighting):
             z, z, z, np.asarray(-1.0), np.ones(num_tasks), np.asarray(0.0)
         )
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: GradNormState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: GradNormState, ctx: Context
     ) -> tuple[Array, GradNormState]:
+        gramian, losses = inputs.gramian, inputs.losses
         k = len(gramian)
         present = ctx.mask(k)
         sums, counts, seen, done = epoch_losses.track(
@@ -86,6 +96,3 @@ class GradNorm(GramianWeighting):
             logits = logits - self.lr * grad
         new = GradNormState(logits, sums, counts, seen, initial, np.asarray(has))
         return weights, new
-
-    def get_config(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "lr": self.lr}

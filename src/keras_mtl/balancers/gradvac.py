@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting, check_unit
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    GramianWeighting,
+    Inputs,
+    check_at_least,
+    check_unit,
+)
 
 
 class GradVacState(NamedTuple):
     targets: Array  # EMA of the cosine similarity of each ordered task pair
 
 
+@dataclasses.dataclass(frozen=True)
 class GradVac(GramianWeighting):
     """Gradient vaccine (Wang et al. 2021, https://arxiv.org/abs/2010.05874).
 
@@ -34,23 +43,23 @@ class GradVac(GramianWeighting):
     """
 
     key = "gradvac"
-    random = True
-    representation = True
 
-    def __init__(self, beta: float = 0.5, eps: float = 1e-8, seed: int = 0) -> None:
-        check_unit(self, beta=beta)
-        if eps < 0:
-            raise ValueError(f"GradVac: eps must be >= 0, got {eps}.")
-        self.beta = float(beta)
-        self.eps = float(eps)
-        self._seed = int(seed)
+    beta: float = 0.5
+    eps: float = 1e-8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_unit(self, beta=self.beta)
+        check_at_least(self, 0.0, eps=self.eps)
+        self._set(beta=float(self.beta), eps=float(self.eps), seed=int(self.seed))
 
     def init(self, num_tasks: int, dim: int = 0) -> GradVacState:
         return GradVacState(np.zeros((num_tasks, num_tasks)))
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: GradVacState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: GradVacState, ctx: Context
     ) -> tuple[Array, GradVacState]:
+        gramian = inputs.gramian
         k = len(gramian)
         present = ctx.mask(k)
         targets = state.targets.copy()
@@ -77,6 +86,3 @@ class GradVac(GramianWeighting):
                     inner = inner + w * gramian[j]
                 targets[i, j] = (1 - self.beta) * target + self.beta * phi
         return coefficients.sum(axis=0), GradVacState(targets)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "eps": self.eps, "seed": self._seed}

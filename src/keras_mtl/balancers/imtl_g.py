@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 from keras_mtl.balancers.gramian import norms
 
 
+@dataclasses.dataclass(frozen=True)
 class IMTLG(GramianWeighting):
     """IMTL-G, the gradient half of Impartial Multi-Task Learning (Liu et al.
     2021, https://openreview.net/forum?id=IMPnRXEWpvr), in the generalised
@@ -28,9 +30,10 @@ class IMTLG(GramianWeighting):
     key = "imtl_g"
     claims = frozenset({"permutation_invariant"})
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         v = np.linalg.pinv(gramian, rcond=1e-12, hermitian=True) @ norms(gramian)
         total = float(v.sum())
         if abs(total) < 1e-12:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import numpy as np
 from keras import ops
 
-from keras_mtl.balancers.base import Array, Context, LossWeighting
+from keras_mtl.balancers.base import Array, Context, Inputs, LossWeighting
 
 
+class IMTLLState(NamedTuple):
+    log_scale: Array  # s, learned with the model
+
+
+@dataclasses.dataclass(frozen=True)
 class IMTLL(LossWeighting):
     """IMTL-L, the loss half of Impartial Multi-Task Learning (Liu et al.
     2021, https://openreview.net/forum?id=IMPnRXEWpvr).
@@ -25,18 +31,19 @@ class IMTLL(LossWeighting):
     """
 
     key = "imtl_l"
-    parametric = True
+    learned = ("log_scale",)
     claims = frozenset({"permutation_invariant"})
 
-    def init_params(self, num_tasks: int) -> Array:
-        return np.zeros(num_tasks)
+    def init(self, num_tasks: int, dim: int = 0) -> IMTLLState:
+        return IMTLLState(np.zeros(num_tasks))
 
-    def objective(self, losses: Any, counts: Any, params: Any) -> tuple[Any, Any]:
-        present = ops.cast(ops.greater(counts, 0), params.dtype)
-        weights = ops.exp(params)
-        return ops.sum(present * (weights * losses - params)), weights
+    def objective(self, losses: Any, counts: Any, state: Any) -> tuple[Any, Any]:
+        s = state.log_scale
+        present = ops.cast(ops.greater(counts, 0), s.dtype)
+        weights = ops.exp(s)
+        return ops.sum(present * (weights * losses - s)), weights
 
-    def weigh(
-        self, losses: Array, state: NamedTuple, ctx: Context
-    ) -> tuple[Array, NamedTuple]:
-        return np.exp(self.init_params(len(losses))), state
+    def update(
+        self, inputs: Inputs, state: IMTLLState, ctx: Context
+    ) -> tuple[Array, IMTLLState]:
+        return np.exp(state.log_scale), state

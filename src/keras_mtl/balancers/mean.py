@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 
 
+@dataclasses.dataclass(frozen=True)
 class Mean(GramianWeighting):
     """The average of the task gradients, J^T 1/k (torchjd's Mean).
 
@@ -20,8 +22,9 @@ class Mean(GramianWeighting):
     key = "mean"
     claims = frozenset({"permutation_invariant", "scale_invariant"})
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
         return np.full(k, 1.0 / k), state

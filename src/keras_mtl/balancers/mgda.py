@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 from keras_mtl.balancers.gramian import norms
 from keras_mtl.balancers.min_norm import min_norm_weights
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 
 
+@dataclasses.dataclass(frozen=True)
 class MGDA(GramianWeighting):
     """MGDA (Désidéri 2012; Sener & Koltun 2018, https://arxiv.org/abs/1810.04650).
 
@@ -36,15 +38,15 @@ class MGDA(GramianWeighting):
 
     key = "mgda"
     claims = frozenset({"non_conflicting", "permutation_invariant"})
-    uses_losses = True
 
-    def __init__(self, normalization: str = "none") -> None:
-        if normalization not in NORMALIZATIONS:
+    normalization: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"MGDA: normalization must be one of {', '.join(NORMALIZATIONS)}, "
-                f"got {normalization!r}."
+                f"got {self.normalization!r}."
             )
-        self.normalization = normalization
 
     def _scale(self, gramian: Array, losses: Array) -> Array:
         n = norms(gramian)
@@ -56,13 +58,11 @@ class MGDA(GramianWeighting):
             return np.abs(losses) * n
         return np.ones(len(gramian))
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian, losses = inputs.gramian, inputs.losses
         scale = self._scale(gramian, losses)
         scale = np.where(scale > 1e-12, scale, 1.0)
         g = gramian / np.outer(scale, scale)
         return min_norm_weights(g) / scale, state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"normalization": self.normalization}

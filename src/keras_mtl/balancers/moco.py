@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, JacobianAggregator, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    JacobianAggregator,
+    check_at_least,
+    check_positive,
+)
 
 _NOT_DEFINED = (
     "MoCo tracks a moving average of each task's gradient across steps; "
@@ -21,6 +29,7 @@ class MoCoState(NamedTuple):
     steps: Array
 
 
+@dataclasses.dataclass(frozen=True)
 class MoCo(JacobianAggregator):
     """MoCo (Fernando et al. 2023, https://openreview.net/forum?id=dLAYGdKTi2).
 
@@ -40,22 +49,30 @@ class MoCo(JacobianAggregator):
     """
 
     key = "moco"
-    representation = _NOT_DEFINED
+    not_at_representation = _NOT_DEFINED
 
-    def __init__(
-        self,
-        beta: float = 0.5,
-        beta_sigma: float = 0.5,
-        gamma: float = 0.1,
-        gamma_sigma: float = 0.5,
-        rho: float = 0.0,
-    ) -> None:
-        check_positive(self, beta=beta, gamma=gamma)
-        if min(beta_sigma, gamma_sigma, rho) < 0:
-            raise ValueError("MoCo: beta_sigma, gamma_sigma and rho must be >= 0.")
-        self.beta, self.beta_sigma = float(beta), float(beta_sigma)
-        self.gamma, self.gamma_sigma = float(gamma), float(gamma_sigma)
-        self.rho = float(rho)
+    beta: float = 0.5
+    beta_sigma: float = 0.5
+    gamma: float = 0.1
+    gamma_sigma: float = 0.5
+    rho: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_positive(self, beta=self.beta, gamma=self.gamma)
+        check_at_least(
+            self,
+            0.0,
+            beta_sigma=self.beta_sigma,
+            gamma_sigma=self.gamma_sigma,
+            rho=self.rho,
+        )
+        self._set(
+            beta=float(self.beta),
+            beta_sigma=float(self.beta_sigma),
+            gamma=float(self.gamma),
+            gamma_sigma=float(self.gamma_sigma),
+            rho=float(self.rho),
+        )
 
     def init(self, num_tasks: int, dim: int = 0) -> MoCoState:
         return MoCoState(
@@ -64,9 +81,10 @@ class MoCo(JacobianAggregator):
             np.asarray(0.0),
         )
 
-    def combine(
-        self, jacobian: Array, losses: Array, state: MoCoState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: MoCoState, ctx: Context
     ) -> tuple[Array, MoCoState]:
+        jacobian, losses = inputs.jacobian, inputs.losses
         k = len(jacobian)
         present = ctx.mask(k)
         t = float(state.steps) + 1
@@ -84,12 +102,3 @@ class MoCo(JacobianAggregator):
         e = np.exp(z - z.max())
         weights = e / e.sum()
         return weights @ tracked, MoCoState(tracked, weights, np.asarray(t))
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "beta": self.beta,
-            "beta_sigma": self.beta_sigma,
-            "gamma": self.gamma,
-            "gamma_sigma": self.gamma_sigma,
-            "rho": self.rho,
-        }

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_mtl.balancers import power_balance
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    GramianWeighting,
+    Inputs,
+    check_at_least,
+)
 
 
+@dataclasses.dataclass(frozen=True)
 class NashMTL(GramianWeighting):
     """Nash-MTL (Navon et al. 2022, https://arxiv.org/abs/2202.01017).
 
@@ -31,10 +39,11 @@ class NashMTL(GramianWeighting):
     key = "nash_mtl"
     claims = frozenset({"non_conflicting", "permutation_invariant"})
 
-    def __init__(self, max_norm: float = 1.0) -> None:
-        if max_norm < 0:
-            raise ValueError(f"NashMTL: max_norm must be >= 0, got {max_norm}.")
-        self.max_norm = float(max_norm)
+    max_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_at_least(self, 0.0, max_norm=self.max_norm)
+        self._set(max_norm=float(self.max_norm))
 
     def _alpha(self, gramian: Array) -> Array:
         frobenius = float(np.linalg.norm(gramian))
@@ -47,9 +56,10 @@ class NashMTL(GramianWeighting):
         # Pareto-stationary point), where the update's limit is zero.
         return np.zeros(k) if alpha is None else alpha
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         alpha = self._alpha(gramian)
         norm = np.sqrt(max(float(alpha @ gramian @ alpha), 0.0))
         if self.max_norm > 0 and norm > self.max_norm:
@@ -60,6 +70,3 @@ class NashMTL(GramianWeighting):
         # As in the reference code, each head learns from a_i L_i (here the
         # clipped a_i; at a stationary point, where a = 0, from L_i).
         return weights if np.any(weights) else np.ones(len(weights))
-
-    def get_config(self) -> dict[str, Any]:
-        return {"max_norm": self.max_norm}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting
+from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 
 
+@dataclasses.dataclass(frozen=True)
 class PCGrad(GramianWeighting):
     """PCGrad, gradient surgery (Yu et al. 2020, https://arxiv.org/abs/2001.06782).
 
@@ -27,15 +29,17 @@ class PCGrad(GramianWeighting):
     """
 
     key = "pcgrad"
-    random = True
     claims = frozenset({"scale_invariant"})
 
-    def __init__(self, seed: int = 0) -> None:
-        self._seed = int(seed)
+    seed: int = 0
 
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        self._set(seed=int(self.seed))
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
         weights = np.zeros(k)
         for i in range(k):
@@ -48,6 +52,3 @@ class PCGrad(GramianWeighting):
                     c[j] -= inner / gramian[j, j]
             weights += c
         return weights, state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"seed": self._seed}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, LossWeighting
+from keras_mtl.balancers.base import Array, Context, Inputs, LossWeighting
 
 
+@dataclasses.dataclass(frozen=True)
 class RLW(LossWeighting):
     """Random loss weighting (Lin et al. 2022, https://arxiv.org/abs/2111.10603).
 
@@ -26,17 +28,16 @@ class RLW(LossWeighting):
     """
 
     key = "rlw"
-    random = True
 
-    def __init__(self, seed: int = 0) -> None:
-        self._seed = int(seed)
+    seed: int = 0
 
-    def weigh(
-        self, losses: Array, state: NamedTuple, ctx: Context
+    def __post_init__(self) -> None:
+        self._set(seed=int(self.seed))
+
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        losses = inputs.losses
         z = ctx.rng.standard_normal(len(losses))
         e = np.exp(z - z.max())
         return e / e.sum(), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"seed": self._seed}

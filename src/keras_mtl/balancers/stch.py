@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_mtl.balancers import epoch_losses
-from keras_mtl.balancers.base import Array, Context, LossWeighting, check_positive
+from keras_mtl.balancers.base import (
+    Array,
+    Context,
+    Inputs,
+    LossWeighting,
+    check_at_least,
+    check_positive,
+)
 
 
 class STCHState(NamedTuple):
@@ -18,6 +26,7 @@ class STCHState(NamedTuple):
     has_nadir: Array
 
 
+@dataclasses.dataclass(frozen=True)
 class STCH(LossWeighting):
     """Smooth Tchebycheff scalarisation (Lin et al. 2024,
     https://arxiv.org/abs/2402.19078).
@@ -38,23 +47,27 @@ class STCH(LossWeighting):
     key = "stch"
     claims = frozenset({"permutation_invariant"})
 
-    def __init__(
-        self, mu: float = 1.0, warmup_epochs: int = 4, eps: float = 1e-20
-    ) -> None:
-        check_positive(self, mu=mu, eps=eps)
-        if int(warmup_epochs) < 0:
-            raise ValueError(f"STCH: warmup_epochs must be >= 0, got {warmup_epochs}.")
-        self.mu = float(mu)
-        self.warmup_epochs = int(warmup_epochs)
-        self.eps = float(eps)
+    mu: float = 1.0
+    warmup_epochs: int = 4
+    eps: float = 1e-20
+
+    def __post_init__(self) -> None:
+        check_positive(self, mu=self.mu, eps=self.eps)
+        check_at_least(self, 0, warmup_epochs=int(self.warmup_epochs))
+        self._set(
+            mu=float(self.mu),
+            warmup_epochs=int(self.warmup_epochs),
+            eps=float(self.eps),
+        )
 
     def init(self, num_tasks: int, dim: int = 0) -> STCHState:
         z = np.zeros(num_tasks)
         return STCHState(z, z, np.asarray(-1.0), np.ones(num_tasks), np.asarray(0.0))
 
-    def weigh(
-        self, losses: Array, state: STCHState, ctx: Context
+    def update(
+        self, inputs: Inputs, state: STCHState, ctx: Context
     ) -> tuple[Array, STCHState]:
+        losses = inputs.losses
         k = len(losses)
         present = ctx.mask(k)
         sums, counts, seen, done = epoch_losses.track(
@@ -73,6 +86,3 @@ class STCH(LossWeighting):
         e = np.exp(scaled - scaled[present].max()) if present.any() else np.zeros(k)
         soft = e / max(float(e.sum()), 1e-300)
         return np.where(present, k * soft / floored, 0.0), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"mu": self.mu, "warmup_epochs": self.warmup_epochs, "eps": self.eps}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
-from keras_mtl.balancers.base import Array, Context, GramianWeighting, check_positive
-from keras_mtl.balancers.dual_cone import project_weights
-from keras_mtl.balancers.gramian import normalize, regularize
+from keras_mtl.balancers.base import Array, Context, Inputs
+from keras_mtl.balancers.dual_cone import DualConeWeighting, project_weights
 
 
-class UPGrad(GramianWeighting):
+@dataclasses.dataclass(frozen=True)
+class UPGrad(DualConeWeighting):
     """UPGrad (Quinton & Rey 2024, https://arxiv.org/abs/2406.16232).
 
     Projects each task's gradient g_i onto the dual cone of all task
@@ -22,9 +23,7 @@ class UPGrad(GramianWeighting):
     regularised Gramian.
 
     Args:
-        norm_eps: At or below this trace the Gramian counts as zero (the
-            default 0 keeps the method scale-invariant at every scale).
-        reg_eps: Added to the normalised Gramian's diagonal.
+        norm_eps, reg_eps: As for `DualConeWeighting`.
 
     Example:
     >>> UPGrad().aggregate([[-4.0, 1, 1], [6, 1, 1]]).round(4).tolist()
@@ -34,22 +33,11 @@ class UPGrad(GramianWeighting):
     key = "upgrad"
     claims = frozenset({"non_conflicting", "permutation_invariant", "scale_invariant"})
 
-    def __init__(self, norm_eps: float = 0.0, reg_eps: float = 1e-4) -> None:
-        check_positive(self, reg_eps=reg_eps)
-        if norm_eps < 0:
-            raise ValueError(
-                f"{type(self).__name__}: norm_eps must be >= 0, got {norm_eps}."
-            )
-        self.norm_eps = float(norm_eps)
-        self.reg_eps = float(reg_eps)
-
-    def weigh(
-        self, gramian: Array, losses: Array, state: NamedTuple, ctx: Context
+    def update(
+        self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:
+        gramian = inputs.gramian
         k = len(gramian)
-        g = regularize(normalize(gramian, self.norm_eps), self.reg_eps)
+        g = self.conditioned(gramian)
         weights = sum(project_weights(np.eye(k)[i] / k, g) for i in range(k))
         return np.asarray(weights), state
-
-    def get_config(self) -> dict[str, Any]:
-        return {"norm_eps": self.norm_eps, "reg_eps": self.reg_eps}

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import numpy as np
 from keras import ops
 
-from keras_mtl.balancers.base import Array, Context, LossWeighting
+from keras_mtl.balancers.base import Array, Context, Inputs, LossWeighting
 
 
+class UWState(NamedTuple):
+    log_variance: Array  # s, learned with the model
+
+
+@dataclasses.dataclass(frozen=True)
 class UW(LossWeighting):
     """Uncertainty weighting (Kendall, Gal & Cipolla 2018,
     https://arxiv.org/abs/1705.07115).
@@ -17,8 +23,10 @@ class UW(LossWeighting):
     Each task has a learned log-variance s_i, optimised with the model by its
     optimizer: the objective is sum_i (L_i / (2 exp(s_i)) + s_i / 2), so a
     task's weight 1 / (2 exp(s_i)) falls while its loss stays high. s
-    starts at -0.5 (weight 0.824), as in LibMTL. The s_i are trainable
-    variables of the model's `balancer_state` layer (`params`).
+    starts at -0.5 (weight 0.824), as in LibMTL. The s_i are the
+    method's state (`log_variance`), trainable variables of the model's
+    `balancer_state` layer: `UW().weights(losses, model.balancer_state.state())`
+    gives the learned weights.
 
     Example:
     >>> UW().weights([0.5, 2.0]).round(4).tolist()
@@ -26,19 +34,20 @@ class UW(LossWeighting):
     """
 
     key = "uw"
-    parametric = True
+    learned = ("log_variance",)
     claims = frozenset({"permutation_invariant"})
 
-    def init_params(self, num_tasks: int) -> Array:
-        return np.full(num_tasks, -0.5)
+    def init(self, num_tasks: int, dim: int = 0) -> UWState:
+        return UWState(np.full(num_tasks, -0.5))
 
-    def objective(self, losses: Any, counts: Any, params: Any) -> tuple[Any, Any]:
+    def objective(self, losses: Any, counts: Any, state: Any) -> tuple[Any, Any]:
+        s = state.log_variance
         # A task without labels in the batch leaves its s_i alone.
-        present = ops.cast(ops.greater(counts, 0), params.dtype)
-        weights = 0.5 * ops.exp(-params)
-        return ops.sum(present * (weights * losses + params / 2)), weights
+        present = ops.cast(ops.greater(counts, 0), s.dtype)
+        weights = 0.5 * ops.exp(-s)
+        return ops.sum(present * (weights * losses + s / 2)), weights
 
-    def weigh(
-        self, losses: Array, state: NamedTuple, ctx: Context
-    ) -> tuple[Array, NamedTuple]:
-        return 0.5 * np.exp(-self.init_params(len(losses))), state
+    def update(
+        self, inputs: Inputs, state: UWState, ctx: Context
+    ) -> tuple[Array, UWState]:
+        return 0.5 * np.exp(-state.log_variance), state

@@ -69,9 +69,7 @@ def gramian_step(
     """Weights of a Gramian method from Jacobian pieces."""
     g = gramian(pieces)
     k = balancing.num_tasks
-    out, new_state = balancing.call_host(
-        balancing.gramian_host(), g, losses, counts, (2 * k,)
-    )
+    out, new_state = balancing.call_host(g, losses, counts)
     return Step([], out[:k], out[k:], new_state, g)
 
 
@@ -82,9 +80,7 @@ def jacobian_step(
     jac = flatten(pieces)
     n = int(jac.shape[1])
     k = balancing.num_tasks
-    out, new_state = balancing.call_host(
-        balancing.jacobian_host(), jac, losses, counts, (n + 2 * k,)
-    )
+    out, new_state = balancing.call_host(jac, losses, counts)
     return Step(
         unflatten(out[:n], pieces),
         out[n : n + k],
