@@ -29,18 +29,31 @@ WORKER = Path(__file__).with_name("mirrored_worker.py")
 LOSS_LEVEL = [k for k, b in balancers.BALANCERS.items() if b.level == "loss"]
 
 
-def _run(n: int, out: Path, names: list[str]) -> dict[str, np.ndarray]:
-    cmd = [sys.executable, str(WORKER), str(n), str(out), ",".join(names)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    with np.load(out) as f:
-        return {k: f[k] for k in f.files}
+def _run(counts: list[int], tmp: Path, names: list[str]) -> list[dict]:
+    """Runs one worker per replica count, side by side; their results."""
+    outs = [tmp / f"replicas{n}.npz" for n in counts]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(n), str(out), ",".join(names)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, out in zip(counts, outs, strict=True)
+    ]
+    errors = [proc.communicate()[1] for proc in procs]
+    for proc, error in zip(procs, errors, strict=True):
+        assert proc.returncode == 0, error[-3000:]
+    results = []
+    for out in outs:
+        with np.load(out) as f:
+            results.append({k: f[k] for k in f.files})
+    return results
 
 
 def test_loss_weighting_updates_alike_on_1_and_2_replicas(tmp_path):
     names = ["none", "skip", *LOSS_LEVEL, "pcgrad"]
-    one = _run(1, tmp_path / "one.npz", names)
-    two = _run(2, tmp_path / "two.npz", names)
+    one, two = _run([1, 2], tmp_path, names)
     for name in ["none", "skip", *LOSS_LEVEL]:
         assert name in one and name in two, (
             one.get(f"{name}/error"),

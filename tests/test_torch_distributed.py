@@ -36,30 +36,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(world: int, out: Path) -> tuple[dict[str, np.ndarray], str]:
-    port = str(_free_port())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(rank), str(world), port, str(out)]
-            + [",".join(NAMES)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in range(world)
-    ]
-    errors = ""
-    for proc in procs:
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-3000:]
-        errors += err
-    with np.load(out) as f:
-        return {k: f[k] for k in f.files}, errors
+def _run(worlds: list[int], tmp: Path) -> list[tuple[dict[str, np.ndarray], str]]:
+    """Runs one process group per world size, side by side; each group's
+    results and its processes' stderr."""
+    groups = []
+    for world in worlds:
+        port, out = str(_free_port()), tmp / f"world{world}.npz"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(WORKER), str(rank), str(world), port, str(out)]
+                + [",".join(NAMES)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for rank in range(world)
+        ]
+        groups.append((out, procs))
+    results = []
+    for out, procs in groups:
+        errors = ""
+        for proc in procs:
+            _, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-3000:]
+            errors += err
+        with np.load(out) as f:
+            results.append(({k: f[k] for k in f.files}, errors))
+    return results
 
 
 def test_loss_weighting_updates_alike_in_1_and_2_processes(tmp_path):
-    one, _ = _run(1, tmp_path / "one.npz")
-    two, errors = _run(2, tmp_path / "two.npz")
+    (one, _), (two, errors) = _run([1, 2], tmp_path)
     for name in NAMES[:-1]:
         assert name in one and name in two, two.get(f"{name}/error")
         np.testing.assert_allclose(two[name], one[name], atol=2e-6, err_msg=name)
