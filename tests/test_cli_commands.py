@@ -341,3 +341,20 @@ def test_python_run_trains_baselines_and_gives_delta_m(tmp_path):
         again["summary"]["multi_task"]["test"]["positive"]["accuracy"]["mean"],
         result["runs"][0]["scores"]["test"]["positive"]["accuracy"],
     )
+
+
+def test_mtl_train_checkpoints_by_default_and_can_be_told_not_to(tmp_path):
+    # The CLI's choice of checkpoints; Checkpoint itself is tested on
+    # every backend (test_robustness).
+    from keras_mtl.callbacks import Checkpoint
+
+    config = _write(tmp_path)
+    assert main(["train", str(config), "--out", str(tmp_path / "on")]) == 0
+    saved = Checkpoint(tmp_path / "on" / "checkpoints" / "multi_task-seed0").paths()
+    assert [p.name for p in saved] == ["ckpt-0000000008.npz", "ckpt-0000000004.npz"]
+    assert (
+        main(["train", str(config), "--out", str(tmp_path / "off"), "--no-checkpoints"])
+        == 0
+    )
+    assert not (tmp_path / "off" / "checkpoints").exists()
+    assert (tmp_path / "off" / "model.keras").is_file()

@@ -346,23 +346,6 @@ def test_config_reports_guard_and_checkpoint_keys():
         Config.from_string(base + "[training]\ncheckpoint_minutes = -1\n")
 
 
-def test_mtl_train_checkpoints_by_default_and_can_be_told_not_to(tmp_path):
-    from test_cli_commands import _write
-
-    from keras_mtl.cli import main
-
-    config = _write(tmp_path)
-    assert main(["train", str(config), "--out", str(tmp_path / "on")]) == 0
-    saved = Checkpoint(tmp_path / "on" / "checkpoints" / "multi_task-seed0").paths()
-    assert [p.name for p in saved] == ["ckpt-0000000008.npz", "ckpt-0000000004.npz"]
-    assert (
-        main(["train", str(config), "--out", str(tmp_path / "off"), "--no-checkpoints"])
-        == 0
-    )
-    assert not (tmp_path / "off" / "checkpoints").exists()
-    assert (tmp_path / "off" / "model.keras").is_file()
-
-
 def test_checkpoint_every_few_minutes_within_an_epoch(tmp_path):
     model = _model()
     x, y = _data(n=32)
