@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_mtl.balancers import Balancer
+from keras_mtl.balancers.base import Inputs, context
 
 
 def _orthonormal(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
@@ -136,8 +137,6 @@ def loss_sequences() -> list[tuple[str, np.ndarray]]:
 def run_losses(method: Balancer, losses: np.ndarray) -> list[np.ndarray]:
     """Feeds a loss weighting the steps of `losses` (two per epoch) from
     its initial state; returns the weights of each step."""
-    from keras_mtl.balancers.base import Inputs, context
-
     state = method.init(losses.shape[1])
     out = []
     for step, row in enumerate(losses):

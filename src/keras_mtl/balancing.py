@@ -197,7 +197,6 @@ class Balancing:
         balancer = self.balancer
         template = self.state.template
         stateless = len(template) == 0
-        k = self.num_tasks
 
         def run(
             first: np.ndarray,
@@ -226,23 +225,20 @@ class Balancing:
                 new_state = restored
             else:
                 out, new_state = balancer.update(inputs, restored, ctx)
-            return _as_float32([self._with_heads(inputs, out, k), *new_state])
+            return _as_float32([self._with_heads(inputs, out), *new_state])
 
         return run
 
     def output_size(self, first: Any) -> int:
         """The length of the host function's output (see `host`)."""
         k = self.num_tasks
-        level = self.balancer.level
-        return (
-            k
-            if level == "loss"
-            else 2 * k
-            if level == "gramian"
-            else (int(first.shape[1]) + 2 * k)
-        )
+        if self.balancer.level == "loss":
+            return k
+        if self.balancer.level == "gramian":
+            return 2 * k
+        return int(first.shape[1]) + 2 * k
 
-    def _with_heads(self, inputs: Inputs, out: np.ndarray, k: int) -> np.ndarray:
+    def _with_heads(self, inputs: Inputs, out: np.ndarray) -> np.ndarray:
         level = self.balancer.level
         if level == "loss":
             return out

@@ -236,10 +236,6 @@ class MultiTaskModel(keras.Model):
                 as `skipped_steps`); `"off"` applies every step (plain Keras).
             **kwargs: Other `keras.Model.compile` arguments.
         """
-        # Saved as given ("auto" by default), not as Keras resolved it for
-        # this backend: a file saved on JAX (where "auto" means XLA) then
-        # loads on PyTorch without torch.compile.
-        self._jit_compile_arg = kwargs.get("jit_compile", "auto")
         tasks = self._tasks
         losses = self._loss_specs(loss)
         weights = self._weight_specs(loss_weights)
@@ -322,6 +318,10 @@ class MultiTaskModel(keras.Model):
                 "cosine": cosine,
                 "update_every": update_every,
                 "on_nonfinite": on_nonfinite,
+                # Saved as given ("auto" by default), not as Keras resolved
+                # it for this backend: a file saved on JAX (where "auto"
+                # means XLA) then loads on PyTorch without torch.compile.
+                "jit_compile": kwargs.get("jit_compile", "auto"),
             },
         )
 
@@ -382,8 +382,6 @@ class MultiTaskModel(keras.Model):
         config = super().get_compile_config()
         if config and hasattr(self, "_task_compile_args"):
             config.update(keras.saving.serialize_keras_object(self._task_compile_args))
-        if config and hasattr(self, "_jit_compile_arg"):
-            config["jit_compile"] = self._jit_compile_arg
         return config
 
     def compile_from_config(self, config: dict[str, Any]) -> None:

@@ -41,11 +41,10 @@ class BalancerState(keras.layers.Layer):
         # One variable per field of the state; the fields the method learns
         # with the model (UW, IMTL-L) are trainable, and left to the
         # optimizer: `assign` and the host steps never write them.
-        self.learned = tuple(self.balancer.learned)
         self.state_variables = []
         learned = {}
         for field, value in zip(template._fields, template, strict=True):
-            if field in self.learned:
+            if field in self.balancer.learned:
                 learned[field] = np.asarray(value, dtype=np.float32)
                 continue
             value = np.asarray(value, dtype=np.float32)
@@ -103,7 +102,7 @@ class BalancerState(keras.layers.Layer):
         return type(self.template)(
             *[
                 self.learned_variables[f].value
-                if f in self.learned
+                if f in self.learned_variables
                 else next(stored).value
                 for f in self.template._fields
             ]
@@ -113,9 +112,7 @@ class BalancerState(keras.layers.Layer):
         """The current state as the method's NamedTuple of NumPy arrays,
         learned fields included (`UW().weights(losses, state)` gives the
         learned weights)."""
-        return type(self.template)(
-            *[np.asarray(keras.ops.convert_to_numpy(v)) for v in self.tensors()]
-        )
+        return type(self.template)(*[ops.convert_to_numpy(v) for v in self.tensors()])
 
     def get_config(self) -> dict[str, Any]:
         return {
