@@ -107,7 +107,7 @@ def test_defaults_optimizer_and_early_stopping():
     y = {"rare": rare, "other": (x[:, 1] > 0).astype("float32")}
     model = _model()
     model.compile()
-    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert isinstance(model.optimizer.inner_optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(defaults.LEARNING_RATE)
     # Validation labels unrelated to the inputs: the validation loss stops
     # improving at once, so early stopping ends long before EPOCHS.

@@ -16,6 +16,7 @@ import pytest
 import keras_mtl
 from keras_mtl.callbacks import Checkpoint, NonFiniteError
 from keras_mtl.data import MixedBatches, Source
+from keras_mtl.training.guard import FiniteGuard
 
 pytestmark = pytest.mark.model
 
@@ -240,6 +241,30 @@ def test_nonfinite_step_is_never_applied(tmp_path, balancer):
     assert all(np.isfinite(v).all() for v in skipping.get_weights())
     assert np.isfinite(history.history["loss"]).all()
     assert int(skipping.optimizer.iterations.numpy()) == 8  # 10 steps, 2 skipped
+
+
+def test_finite_guard_wraps_an_optimizer_without_state_of_its_own(tmp_path):
+    inner = keras.optimizers.Adam(0.1)
+    flags = []
+    guard = FiniteGuard(inner, lambda ok: flags.append(bool(ok)))
+    v = keras.Variable(np.ones(3, "float32"))
+    guard.build([v])
+    assert guard.variables == inner.variables  # saved files: Adam's layout
+    guard.apply([keras.ops.convert_to_tensor([1.0, -1.0, 0.5])], [v])
+    after_one = keras.ops.convert_to_numpy(v.value).copy()
+    state = [keras.ops.convert_to_numpy(s.value).copy() for s in inner.variables]
+    np.testing.assert_allclose(after_one, [0.9, 1.1, 0.9], rtol=1e-5)
+    guard.apply([keras.ops.convert_to_tensor([1.0, np.nan, 0.5])], [v])
+    assert flags == [True, False]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(v.value), after_one)
+    for s, before in zip(inner.variables, state, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(s.value), before)
+    assert int(keras.ops.convert_to_numpy(guard.iterations)) == 1
+    guard.learning_rate = 0.01  # as ReduceLROnPlateau sets it
+    assert float(keras.ops.convert_to_numpy(inner.learning_rate)) == pytest.approx(0.01)
+    again = FiniteGuard.from_config(guard.get_config())
+    assert isinstance(again.inner_optimizer, keras.optimizers.Adam)
+    assert again.inner_optimizer.get_config() == inner.get_config()
 
 
 def test_unguarded_step_is_applied():

@@ -18,6 +18,7 @@ from keras_mtl import defaults, masking, training
 from keras_mtl.masking import task_loss, unreduced
 from keras_mtl.task import Task, as_task, closest
 from keras_mtl.task_metrics import FiniteMean, TaskMetrics
+from keras_mtl.training.guard import guarded
 
 Tensor = Any
 NONFINITE_MODES = ("stop", "skip", "off")
@@ -295,7 +296,7 @@ class MultiTaskModel(keras.Model):
         object.__setattr__(
             self, "_on_nonfinite", None if on_nonfinite == "off" else on_nonfinite
         )
-        mtl_backend.guard_optimizer(
+        self.optimizer = guarded(
             self.optimizer,
             None
             if on_nonfinite == "off"

@@ -319,12 +319,12 @@ def measure(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         cosine = rows @ rows.T / np.outer(norms, norms)
     lookahead = np.zeros((k, k))
-    optimizer = model.optimizer
     # The step is the optimizer's own update (Adam's moments included),
     # applied to the shared variables and then undone: the variables and the
     # optimizer's state are restored exactly (`stateless_apply` does not
-    # exist on TensorFlow). The class's `apply`, not a wrapper the non-finite
-    # guard may have put on the instance.
+    # exist on TensorFlow). The compiled optimizer, not the non-finite guard
+    # around it.
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     saved_vars = [keras.ops.convert_to_numpy(v.value) for v in split.shared]
     saved_opt = [keras.ops.convert_to_numpy(v.value) for v in optimizer.variables]
     try:
@@ -333,7 +333,7 @@ def measure(model: Any, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
                 ops.convert_to_tensor(g[i], dtype=v.dtype)
                 for g, v in zip(jacobian, split.shared, strict=True)
             ]
-            type(optimizer).apply(optimizer, grads, split.shared)
+            optimizer.apply(grads, split.shared)
             after = keras.ops.convert_to_numpy(
                 losses_of([v.value for v in split.shared])
             ).astype(np.float64)

@@ -15,11 +15,10 @@ module of it). The balanced train step is written once over them, in
 * `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
   inside a compiled step (the solvers of the balancing methods are NumPy);
 * `scan`, `segment_sum`: loops and scatter-adds of the LSTM kernels;
-* `guard_optimizer(optimizer)`: makes the optimizer skip steps whose
-  gradients are not finite;
-* optionally `global_task_losses`, `replicas`, `rng_state`,
-  `set_rng_state`, `feedable`: what differs under data parallelism, in
-  random state and in input pipelines.
+* optionally `global_task_losses`, `replicas`, `reduce_gradients`,
+  `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
+  under data parallelism, in how a guarded optimizer steps, in random state
+  and in input pipelines.
 """
 
 from __future__ import annotations
@@ -109,26 +108,31 @@ def global_task_losses(
     return (losses, counts, 1.0) if fn is None else fn(losses, counts, training)
 
 
-def all_finite(grads: Sequence[Any]) -> Any:
-    """A boolean scalar: every gradient entry is finite."""
-    flags = [keras.ops.all(keras.ops.isfinite(g)) for g in grads if g is not None]
-    if not flags:
-        return keras.ops.convert_to_tensor(True)
-    return keras.ops.all(keras.ops.stack(flags))
-
-
-def guard_optimizer(optimizer: Any, report: Callable[[Any], None] | None) -> None:
-    """Makes `optimizer` apply a step only when every gradient is finite
-    (weights and optimizer state, its iteration count included, stay as they
-    were otherwise) and pass the flag to `report`; `report=None` removes the
-    guard. Idempotent: one wrapper per optimizer, the newest report wins."""
-    if optimizer is None:
-        return
-    object.__setattr__(optimizer, "_mtl_report", report)
-    if "_mtl_guarded" in optimizer.__dict__:
-        return
-    object.__setattr__(optimizer, "_mtl_guarded", True)
-    module().guard_optimizer(optimizer, all_finite)
+def guarded_apply(
+    apply: Callable[[Any, Any], Any],
+    grads: Sequence[Any],
+    variables: Any,
+    all_finite: Callable[[Any], Any] | None,
+    report: Callable[[Any], None] | None,
+) -> Any:
+    """Applies `grads` with `apply` (an optimizer's stateful `apply`) only
+    when `all_finite(grads)`, passing that flag to `report`; without a
+    check (`all_finite=None`), always. The gradients are first reduced
+    across processes where the backend's optimizer does not do it itself
+    (`reduce_gradients`); a backend whose replicas must step or skip
+    together provides its own `guarded_apply`."""
+    mod = module()
+    special = getattr(mod, "guarded_apply", None)
+    if special is not None:
+        return special(apply, grads, variables, all_finite, report)
+    reduce = getattr(mod, "reduce_gradients", None)
+    if reduce is not None:
+        grads = reduce(grads)
+    if all_finite is None or report is None:
+        return apply(grads, variables)
+    ok = all_finite(grads)
+    report(ok)
+    return apply(grads, variables) if bool(ok) else None
 
 
 def rng_state() -> Any:

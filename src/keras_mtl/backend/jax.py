@@ -58,23 +58,3 @@ def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
 
 def no_grad() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
-
-
-def guard_optimizer(optimizer: Any, all_finite: Callable[[Any], Any]) -> None:
-    original = type(optimizer).stateless_apply.__get__(optimizer)
-
-    def stateless_apply(
-        optimizer_variables: Any, grads: Any, trainable_variables: Any
-    ) -> tuple[Any, Any]:
-        report = optimizer.__dict__.get("_mtl_report")
-        if report is None:
-            return original(optimizer_variables, grads, trainable_variables)
-        ok = all_finite(grads)
-        report(ok)
-        new_t, new_o = original(optimizer_variables, grads, trainable_variables)
-        keep = lambda new, old: [  # noqa: E731
-            jnp.where(ok, n, o) for n, o in zip(new, old, strict=True)
-        ]
-        return keep(new_t, trainable_variables), keep(new_o, optimizer_variables)
-
-    object.__setattr__(optimizer, "stateless_apply", stateless_apply)

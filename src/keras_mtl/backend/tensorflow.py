@@ -136,46 +136,44 @@ def global_task_losses(
     return tf.unstack(sums / tf.maximum(total, 1.0)), tf.unstack(total), 1.0 / n
 
 
-def guard_optimizer(optimizer: Any, all_finite: Callable[[Any], Any]) -> None:
-    original = type(optimizer).apply.__get__(optimizer)
+def guarded_apply(
+    apply: Callable[[Any, Any], Any],
+    grads: Any,
+    variables: Any,
+    all_finite: Callable[[Any], Any] | None,
+    report: Callable[[Any], None] | None,
+) -> Any:
+    """`apply(grads, variables)` when every replica's gradients are finite
+    (all replicas step or skip together), with the flag passed to
+    `report`; always, without a check."""
+    if all_finite is None or report is None:
+        return apply(grads, variables)
+    ok = all_finite(grads)
+    context = _replica_context()
+    if context is not None:
+        ok = context.all_reduce("SUM", tf.cast(tf.logical_not(ok), tf.int32)) == 0
+    report(ok)
+    if (
+        context is not None
+        and not tf.__internal__.distribute.strategy_supports_no_merge_call()
+    ):
+        # The cond runs in the cross-replica context, as the optimizer's
+        # update all-reduces (Keras's LossScaleOptimizer does the same).
+        def across(strategy: Any, ok: Any, grads: Any, variables: Any) -> Any:
+            def step() -> Any:
+                strategy.extended.call_for_each_replica(apply, args=(grads, variables))
+                return tf.constant(True)
 
-    def apply(grads: Any, trainable_variables: Any = None) -> Any:
-        report = optimizer.__dict__.get("_mtl_report")
-        if report is None:
-            return original(grads, trainable_variables)
-        ok = all_finite(grads)
-        context = _replica_context()
-        if context is not None:
-            # Every replica skips or steps together.
-            ok = context.all_reduce("SUM", tf.cast(tf.logical_not(ok), tf.int32)) == 0
-        if (
-            context is not None
-            and not tf.__internal__.distribute.strategy_supports_no_merge_call()
-        ):
-            # The cond runs in the cross-replica context, as the optimizer's
-            # update all-reduces (Keras's LossScaleOptimizer does the same).
-            report(ok)
+            first = strategy.experimental_local_results(ok)[0]
+            return tf.cond(first, step, lambda: tf.constant(False))
 
-            def across(strategy: Any, ok: Any, grads: Any, variables: Any) -> Any:
-                def step() -> Any:
-                    strategy.extended.call_for_each_replica(
-                        original, args=(grads, variables)
-                    )
-                    return tf.constant(True)
+        return context.merge_call(across, args=(ok, grads, variables))
 
-                first = strategy.experimental_local_results(ok)[0]
-                return tf.cond(first, step, lambda: tf.constant(False))
+    def step() -> Any:
+        apply(grads, variables)
+        return tf.constant(True)
 
-            return context.merge_call(across, args=(ok, grads, trainable_variables))
-        report(ok)
-
-        def step() -> Any:
-            original(grads, trainable_variables)
-            return tf.constant(True)
-
-        return tf.cond(ok, step, lambda: tf.constant(False))
-
-    object.__setattr__(optimizer, "apply", apply)
+    return tf.cond(ok, step, lambda: tf.constant(False))
 
 
 def feedable(data: keras.utils.PyDataset) -> tf.data.Dataset:

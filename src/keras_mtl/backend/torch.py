@@ -157,13 +157,15 @@ def global_task_losses(
     return list(means.unbind()), list(total.unbind()), 1.0
 
 
-def _average_across_processes(grads: Any) -> list[Any]:
+def reduce_gradients(grads: Any) -> list[Any]:
     """The mean of every process's gradients (DistributedDataParallel's
     reduction): every process applies the same update. Each process's
     loss holds the global task losses, whose all-reduce sends every
     process's gradient back to all of them, so the mean is the global
     batch's gradient."""
     world = replicas()
+    if world == 1:
+        return list(grads)
     out = []
     for g in grads:
         if g is not None:
@@ -172,24 +174,6 @@ def _average_across_processes(grads: Any) -> list[Any]:
             g = g / world
         out.append(g)
     return out
-
-
-def guard_optimizer(optimizer: Any, all_finite: Callable[[Any], Any]) -> None:
-    original = type(optimizer).apply.__get__(optimizer)
-
-    def apply(grads: Any, trainable_variables: Any = None) -> Any:
-        if replicas() > 1:
-            grads = _average_across_processes(grads)
-        report = optimizer.__dict__.get("_mtl_report")
-        if report is None:
-            return original(grads, trainable_variables)
-        ok = all_finite(grads)
-        report(ok)
-        if bool(ok):
-            return original(grads, trainable_variables)
-        return None
-
-    object.__setattr__(optimizer, "apply", apply)
 
 
 def rng_state() -> np.ndarray:

@@ -3,7 +3,9 @@
 * `step`: the balanced train step (what `MultiTaskModel.train_step` runs
   when its balancer needs per-task gradients);
 * `rows`: the providers of task rows (autodiff, or a layer's own kernel);
-* `algebra`: from task rows to the method's decision and the shared update.
+* `algebra`: from task rows to the method's decision and the shared update;
+* `guard`: `FiniteGuard`, the optimizer wrapper that skips a step whose
+  gradients are not finite (every train step, balanced or not).
 """
 
 from keras_mtl.training.step import train_step
