@@ -32,11 +32,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from keras_mtl import Task, architectures, build_model  # noqa: E402
+from keras_mtl.data.tabular import FeatureSpec  # noqa: E402
 from keras_mtl.datasets import census_income  # noqa: E402
 from keras_mtl.evaluation import delta_m  # noqa: E402
+from keras_mtl.evaluation.scoring import roc_auc  # noqa: E402
 from keras_mtl.layers import TabularEncoder  # noqa: E402
-from keras_mtl.scoring import roc_auc  # noqa: E402
-from keras_mtl.tabular import FeatureSpec  # noqa: E402
 
 TASKS = census_income.TASKS
 TOWER = [8]

@@ -21,7 +21,7 @@ WORKER = r"""
 import json, resource, sys, time
 import numpy as np
 import keras
-from keras_mtl.demo import MODELS
+from keras_mtl.runs.demo import MODELS
 from keras_mtl.datasets import tweet_pairs
 
 pairs = int(sys.argv[1])

@@ -37,7 +37,7 @@ import numpy as np
 
 from keras_mtl.data import BucketedBatches
 from keras_mtl.datasets import tweet_pairs
-from keras_mtl.presets import TASKS, seed_case1
+from keras_mtl.models.presets import TASKS, seed_case1
 
 BATCH = 64
 

@@ -31,10 +31,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_mtl import runner  # noqa: E402
 from keras_mtl.config import Config  # noqa: E402
-from keras_mtl.scoring import task_scores  # noqa: E402
-from keras_mtl.task import Task  # noqa: E402
+from keras_mtl.evaluation.scoring import task_scores  # noqa: E402
+from keras_mtl.runs import results, runner
+from keras_mtl.tasks.task import Task  # noqa: E402
 
 #: (train, val, test) sizes of TweetEval stance's five targets.
 SIZES = {
@@ -123,14 +123,14 @@ def main() -> None:
     print("|---|" + "---|" * len(SIZES))
     rows = [("majority class", {t: majority_f1(parent, t) for t in SIZES})]
     for model, label in (
-        (runner.YARDSTICK, "yardstick: bag-of-words logistic regression"),
-        (runner.MULTI, "multi-task (example config)"),
+        (results.YARDSTICK, "yardstick: bag-of-words logistic regression"),
+        (results.MULTI, "multi-task (example config)"),
     ):
         rows.append((label, {t: _mean(summary[model]["test"][t]) for t in SIZES}))
     rows.append(
         (
             "single-task",
-            {t: _mean(summary[f"{runner.SINGLE}:{t}"]["test"][t]) for t in SIZES},
+            {t: _mean(summary[f"{results.SINGLE}:{t}"]["test"][t]) for t in SIZES},
         )
     )
     for label, scores in rows:

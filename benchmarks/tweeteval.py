@@ -45,10 +45,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from keras_mtl import runner  # noqa: E402
 from keras_mtl.analysis import select_groups  # noqa: E402
 from keras_mtl.config import Config  # noqa: E402
 from keras_mtl.evaluation import delta_m, summarize  # noqa: E402
+from keras_mtl.runs import results, runner
 
 TASKS = ("emotion", "hate", "irony", "offensive")
 ENCODERS = {
@@ -234,9 +234,9 @@ def main() -> None:
                 data=data_set,
             )
             print(f"  ({(time.perf_counter() - t0) / 60:.1f} min)", flush=True)
-            multi = [r for r in result["runs"] if r["model"] == runner.MULTI]
+            multi = [r for r in result["runs"] if r["model"] == results.MULTI]
             if groups:
-                grouped = [r for r in result["runs"] if r["model"] == runner.GROUPED]
+                grouped = [r for r in result["runs"] if r["model"] == results.GROUPED]
                 label = " ".join("{" + ", ".join(g) + "}" for g in groups)
                 rows.append(
                     (
@@ -266,12 +266,12 @@ def main() -> None:
                 )
             if first:
                 for run in result["runs"]:
-                    if run["model"].startswith(runner.SINGLE):
+                    if run["model"].startswith(results.SINGLE):
                         task = run["model"].split(":", 1)[1]
                         single_runs.setdefault(run["seed"], {})[task] = run["scores"][
                             "test"
                         ][task]["macro_f1"]
-                yard = result["summary"][runner.YARDSTICK]["test"]
+                yard = result["summary"][results.YARDSTICK]["test"]
                 rows.append(
                     (
                         encoder,
@@ -355,7 +355,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(
             json.dumps(
-                runner._jsonable(
+                results.jsonable(
                     {
                         "rows": [
                             {"encoder": e, "model": m, "macro_f1": p, "delta_m": d}

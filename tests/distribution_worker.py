@@ -11,7 +11,15 @@ import sys
 
 kind = sys.argv[1]
 n = int(kind.split("-")[0])
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={n}"
+# The parent's other XLA flags (the test run's optimisation level) stay.
+flags = [
+    f
+    for f in os.environ.get("XLA_FLAGS", "").split()
+    if not f.startswith("--xla_force_host_platform_device_count")
+]
+os.environ["XLA_FLAGS"] = " ".join(
+    [*flags, f"--xla_force_host_platform_device_count={n}"]
+)
 os.environ["KERAS_BACKEND"] = "jax"
 
 import keras  # noqa: E402

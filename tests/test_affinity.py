@@ -11,7 +11,8 @@ import pytest
 
 from keras_mtl import Task, build_model
 from keras_mtl.analysis import select_groups, task_affinity
-from keras_mtl.analysis.affinity import grouping_from_text, measure
+from keras_mtl.analysis.affinity import measure
+from keras_mtl.analysis.grouping import grouping_from_text
 
 pytestmark = pytest.mark.model
 

@@ -11,8 +11,8 @@ from layer_checks import as_numpy, assert_resumes_exactly
 from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config, ConfigError
 from keras_mtl.data import ArrayBatches, BucketedBatches, PackedTexts, text_lengths
-from keras_mtl.presets import seed_case1
-from keras_mtl.text import encode_bytes
+from keras_mtl.data.text import encode_bytes
+from keras_mtl.models.presets import seed_case1
 
 
 def _texts(rng, n, words_at_most=15):
@@ -206,7 +206,7 @@ def test_bucketed_training_resumes_exactly(rng, tmp_path):
 @pytest.mark.model
 def test_config_buckets_train_and_save(tmp_path):
     from keras_mtl import data as data_module
-    from keras_mtl.runner import train_once
+    from keras_mtl.runs.runner import train_once
 
     table = {
         "inputs": {"text": {"shape": [60], "encoding": "bytes", "column": "text"}},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from keras_mtl.data.tabular import FeatureSpec
 from keras_mtl.datasets import census_income
-from keras_mtl.tabular import FeatureSpec
 
 
 @pytest.fixture(scope="module")

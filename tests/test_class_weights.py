@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mtl import Task, build_model, defaults
-from keras_mtl.class_weights import balanced, resolve
-from keras_mtl.masking import task_loss, unreduced
+from keras_mtl import Task, build_model
+from keras_mtl.tasks.class_weights import balanced, resolve
+from keras_mtl.tasks.masking import task_loss, unreduced
+from keras_mtl.training import defaults
 
 pytestmark = pytest.mark.model
 

@@ -52,7 +52,7 @@ def test_demo_quick_end_to_end(tmp_path):
 
 
 def test_demo_lstm_models_are_the_seeds():
-    from keras_mtl.demo import build
+    from keras_mtl.runs.demo import build
 
     assert build("case1", "lstm").count_params() == 82_434
     assert build("case2", "lstm").count_params() == 82_306

@@ -313,7 +313,7 @@ def test_python_run_trains_baselines_and_gives_delta_m(tmp_path):
 
     path = _write(tmp_path)
     result = keras_mtl.run(path, seeds=2, baselines=True, log=lambda m: None)
-    from keras_mtl.scoring import HIGHER_IS_BETTER
+    from keras_mtl.evaluation.scoring import HIGHER_IS_BETTER
 
     tasks = ("positive", "strong")
     per_seed, accuracy_only = [], []

@@ -267,7 +267,7 @@ task = "irony"
     ).all()
     json.dumps(data.info)
     # Single-task baselines train each task on its own source only.
-    from keras_mtl import runner
+    from keras_mtl.runs import runner
 
     result = runner.run(config, seeds=1, baselines=True, log=lambda m: None)
     models = {r["model"] for r in result["runs"]}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from keras_mtl import presets
 from keras_mtl.analysis import dependency_map
+from keras_mtl.models import presets
 
 pytestmark = pytest.mark.model
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_mtl import runner, yardstick
 from keras_mtl.config import Config
 from keras_mtl.data import MixedBatches, load
+from keras_mtl.evaluation import yardstick
+from keras_mtl.runs import runner
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
 

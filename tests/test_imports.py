@@ -21,7 +21,7 @@ KNOWN_CYCLES: list[set[str]] = []
 PRIVATE_KERAS = {
     # Keras's callbacks read a metric's direction only inside its private
     # `MetricsList`, which `TaskMetrics` therefore derives from.
-    "keras_mtl.task_metrics",
+    "keras_mtl.tasks.metrics",
 }
 
 

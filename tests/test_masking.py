@@ -8,7 +8,7 @@ import pytest
 from layer_checks import as_numpy
 
 from keras_mtl import Task, build_model
-from keras_mtl.masking import labels, task_loss, unreduced
+from keras_mtl.tasks.masking import labels, task_loss, unreduced
 
 pytestmark = pytest.mark.model
 

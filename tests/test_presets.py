@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_mtl import presets
 from keras_mtl.analysis import connected_inputs
+from keras_mtl.models import presets
 
 pytestmark = pytest.mark.model
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from keras_mtl import Task
-from keras_mtl.scoring import accuracy, base_rate, primary_score, roc_auc
+from keras_mtl.evaluation.scoring import accuracy, base_rate, primary_score, roc_auc
 
 
 def test_auc_matches_sklearn_with_ties(rng):

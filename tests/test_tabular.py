@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from keras_mtl import Task, build_model
+from keras_mtl.data.tabular import FeatureSpec
 from keras_mtl.evaluation import delta_m
 from keras_mtl.layers import TabularEncoder
-from keras_mtl.tabular import FeatureSpec
 
 
 def _frame():

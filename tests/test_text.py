@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from layer_checks import as_numpy, check_layer
 
+from keras_mtl.data.text import encode_bytes
 from keras_mtl.layers import ByteOneHot
-from keras_mtl.text import encode_bytes
 
 
 def test_pre_padding_truncation_and_counts():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from keras_mtl.data.text import encode_bytes
 from keras_mtl.datasets import tweet_pairs
-from keras_mtl.text import encode_bytes
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from keras_mtl.task import closest
+from keras_mtl.tasks.task import closest
 
 
 def lookup(

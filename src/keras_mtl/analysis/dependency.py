@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from keras_mtl.analysis.graph import connected_inputs
-from keras_mtl.scoring import primary_score
+from keras_mtl.evaluation.scoring import primary_score
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
-"""Training that survives: atomic checkpoints that resume exactly
-(`checkpoint`), early stopping whose state they hold (`early_stopping`), and
+"""Training that survives: atomic checkpoints (`checkpoint`) that resume
+exactly (`resume`), early stopping whose state they hold (`early_stopping`), and
 the guards that never apply a non-finite step and stop on a label out of
 range (`guards`)."""
 
-from keras_mtl.callbacks.checkpoint import Checkpoint, _EpochSync, fit_resumable
+from keras_mtl.callbacks.checkpoint import Checkpoint
 from keras_mtl.callbacks.early_stopping import EarlyStopping
 from keras_mtl.callbacks.guards import (
     LABEL_KEYS,
@@ -11,7 +11,8 @@ from keras_mtl.callbacks.guards import (
     NonFiniteError,
     NonFiniteGuard,
 )
-from keras_mtl.task_metrics import UNLABELLED
+from keras_mtl.callbacks.resume import EpochSync, fit_resumable
+from keras_mtl.tasks.metrics import UNLABELLED
 
 __all__ = [
     "LABEL_KEYS",
@@ -21,6 +22,6 @@ __all__ = [
     "LabelGuard",
     "NonFiniteError",
     "NonFiniteGuard",
-    "_EpochSync",
+    "EpochSync",
     "fit_resumable",
 ]

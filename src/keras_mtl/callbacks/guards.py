@@ -9,9 +9,9 @@ from typing import Any
 
 import keras
 
-from keras_mtl import masking
 from keras_mtl.callbacks.checkpoint import Checkpoint
-from keras_mtl.task_metrics import UNLABELLED
+from keras_mtl.tasks import masking
+from keras_mtl.tasks.metrics import UNLABELLED
 
 
 class NonFiniteError(RuntimeError):

@@ -33,12 +33,13 @@ import numpy as np
 from keras_mtl.data import files, tweeteval
 from keras_mtl.data.arrays import ArrayBatches
 from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches
-from keras_mtl.data.mixing import MixedBatches, Source, missing_label
+from keras_mtl.data.columns import InputFiller, labels_for, no_labels, task_labels
+from keras_mtl.data.mixing import MixedBatches, Source
 from keras_mtl.data.packed import PackedTexts
+from keras_mtl.data.text import text_lengths
 from keras_mtl.data.vocabulary import WordVocabulary
 from keras_mtl.errors import ConfigError
-from keras_mtl.task import Task, closest
-from keras_mtl.text import encode_bytes, text_lengths
+from keras_mtl.tasks.task import Task
 
 SOURCES = ("tweet_pairs", "census_income", "files")
 DATA_KEYS = (
@@ -95,62 +96,6 @@ class Data:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def check_data_config(table: Any, config: Any) -> None:
-    """Raises a one-sentence ConfigError for a malformed `[data]` table."""
-    if not isinstance(table, dict):
-        raise config.error("[data]", "must be a table.")
-    for key in table:
-        if key not in DATA_KEYS:
-            raise config.error(
-                f"[data].{key}",
-                f"is not a key of [data]"
-                f"{closest(key, list(DATA_KEYS))}; expected one of "
-                f"{', '.join(DATA_KEYS)}.",
-            )
-    if "sources" in table:
-        if not isinstance(table["sources"], list) or not table["sources"]:
-            raise config.error("[[data.sources]]", "must list at least one source.")
-        tasks = {t.get("name") for t in config.data.get("tasks", [])}
-        for i, source in enumerate(table["sources"]):
-            where = f"data.sources[{i}]"
-            if not isinstance(source, dict):
-                raise config.error(where, "must be a table.")
-            for key in source:
-                if key not in SOURCE_KEYS:
-                    raise config.error(
-                        f"{where}.{key}",
-                        f"is not a key of a data source"
-                        f"{closest(key, list(SOURCE_KEYS))}; expected one of "
-                        f"{', '.join(SOURCE_KEYS)}.",
-                    )
-            if source.get("format") == "tweeteval":
-                if "path" not in source or "task" not in source:
-                    raise config.error(
-                        where,
-                        "is a tweeteval source: give its path and the "
-                        "task its labels belong to.",
-                    )
-                if source["task"] not in tasks:
-                    raise config.error(
-                        f"{where}.task",
-                        f"names task {source['task']!r}, "
-                        f"which is not in [[tasks]]"
-                        f"{closest(str(source['task']), sorted(tasks))}.",
-                    )
-        return
-    source = table.get("source", "files")
-    if source not in SOURCES:
-        raise config.error(
-            "[data].source",
-            f"must be one of {', '.join(SOURCES)}, got "
-            f"{source!r}{closest(str(source), SOURCES)}.",
-        )
-    if source == "files" and "train" not in table:
-        raise config.error("[data]", 'reads files: give at least train = "path".')
-    if source == "census_income" and "path" not in table:
-        raise config.error("[data]", "reads census_income: give its path.")
-
-
 def expand(path: str) -> str:
     """A path with `${VAR}` environment variables expanded."""
     expanded = os.path.expandvars(path)
@@ -169,180 +114,6 @@ def _path(value: str, base: Path | None) -> Path:
         if candidate.exists():
             return candidate
     return path
-
-
-def labels_for(task: Task, values: Any, where: str) -> np.ndarray:
-    """A task's labels from a column, checked: class ids within range,
-    binary labels 0/1, numbers where numbers are expected; missing values
-    become NaN (or -1 for class ids)."""
-    import pandas as pd
-
-    numeric = pd.to_numeric(pd.Series(values), errors="coerce")
-    bad = numeric.isna() & pd.Series(values).notna()
-    if bad.any():
-        first = pd.Series(values)[bad].iloc[0]
-        raise ValueError(
-            f"{where}: task '{task.name}' has a non-numeric label {first!r}."
-        )
-    array = numeric.to_numpy(np.float64)
-    if task.kind == "multiclass":
-        present = ~np.isnan(array) & (array != -1)
-        wrong = present & (
-            (array < 0) | (array >= task.units) | (array != np.round(array))
-        )
-        if wrong.any():
-            raise ValueError(
-                f"{where}: task '{task.name}' has label {array[wrong][0]:g}, "
-                f"outside the class ids 0..{task.units - 1}."
-            )
-        return np.where(present, array, -1).astype(np.int32)
-    if task.kind in ("binary", "multilabel"):
-        present = ~np.isnan(array) & (array != -1)
-        wrong = present & ~np.isin(array, (0.0, 1.0))
-        if wrong.any():
-            raise ValueError(
-                f"{where}: task '{task.name}' is {task.kind}: labels must be "
-                f"0 or 1, got {array[wrong][0]:g}."
-            )
-        return np.where(present, array, np.nan).astype(np.float32)
-    return array.astype(np.float32)
-
-
-class InputFiller:
-    """Fills model inputs from frame columns (`[inputs.<name>]` tables);
-    vocabularies are learned from the training frame."""
-
-    def __init__(self, inputs: dict[str, dict[str, Any]]) -> None:
-        self.inputs = inputs
-        self.vocabularies: dict[str, WordVocabulary] = {}
-        self.cut: dict[str, int] = {}
-
-    def fit(self, frame: Any) -> None:
-        for name, table in self.inputs.items():
-            if table.get("encoding") == "words":
-                column = self._column(frame, name, table, "training data")
-                self.vocabularies[name] = WordVocabulary.fit(
-                    frame[column].astype(str),
-                    size=table.get("vocabulary_size", 20000),
-                    length=table.get("length", (table.get("shape") or [64])[0]),
-                )
-
-    def _column(self, frame: Any, name: str, table: dict, where: str) -> str:
-        column = table.get("column", name)
-        if column not in frame.columns:
-            raise ValueError(
-                f"{where}: input '{name}' reads column {column!r}, which the "
-                f"data lacks (columns: {', '.join(map(str, frame.columns))})"
-                f"{closest(str(column), [str(c) for c in frame.columns])}."
-            )
-        return column
-
-    def __call__(self, frame: Any, where: str) -> dict[str, np.ndarray]:
-        import pandas as pd
-
-        out = {}
-        for name, table in self.inputs.items():
-            column = self._column(frame, name, table, where)
-            encoding = table.get("encoding", "number")
-            values = frame[column]
-            if encoding == "bytes":
-                length = table.get("length", (table.get("shape") or [280])[0])
-                encoded = encode_bytes(values.fillna("").astype(str), length=length)
-                self.cut[name] = self.cut.get(name, 0) + encoded.truncated
-                out[name] = encoded.ids
-            elif encoding == "words":
-                ids, cut = self.vocabularies[name].encode(values.fillna("").astype(str))
-                self.cut[name] = self.cut.get(name, 0) + cut
-                out[name] = ids
-            else:
-                shape = list(table.get("shape") or [])
-                width = int(np.prod(shape)) if shape else 1
-                if encoding == "numbers":
-                    numbers = _number_lists(values, width, shape, name, column, where)
-                else:
-                    if width != 1:
-                        raise ValueError(
-                            f"{where}: input '{name}' reads one number per row "
-                            f"from column {column!r}, but its shape is {shape}; "
-                            'give shape = [] or encoding = "numbers" for a list '
-                            "of numbers per row."
-                        )
-                    numbers = pd.to_numeric(values, errors="coerce").to_numpy(
-                        np.float64
-                    )
-                bad = ~np.isfinite(numbers.reshape(len(values), -1)).all(axis=1)
-                if bad.any():
-                    raise ValueError(
-                        f"{where}: input '{name}' (column {column!r}) has "
-                        f"{int(bad.sum())} row(s) with missing, infinite or "
-                        f"non-numeric values, first at row {int(np.argmax(bad))}."
-                    )
-                dtype = np.int32 if encoding == "id" else np.float32
-                out[name] = numbers.astype(dtype).reshape((-1, *shape))
-        return out
-
-
-def _number_lists(
-    values: Any, width: int, shape: list[int], name: str, column: str, where: str
-) -> np.ndarray:
-    """A column of number lists (a list, or numbers separated by spaces or
-    commas) as an array of rows of `width` numbers."""
-    rows = np.empty((len(values), width), np.float64)
-    for i, value in enumerate(values):
-        if isinstance(value, str):
-            parts: Any = value.replace(",", " ").split()
-        elif isinstance(value, list | tuple | np.ndarray):
-            parts = list(value)
-        else:
-            parts = [value]
-        try:
-            row = np.asarray(parts, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{where}: input '{name}' (column {column!r}) row {i} is "
-                f"{str(value)[:40]!r}, not a list of numbers."
-            ) from None
-        if row.size != width:
-            raise ValueError(
-                f"{where}: input '{name}' (column {column!r}) row {i} has "
-                f"{row.size} numbers; its shape {shape} needs {width}."
-            )
-        rows[i] = row
-    return rows
-
-
-def _task_labels(
-    frame: Any,
-    tasks: list[Task],
-    mapping: dict[str, str],
-    where: str,
-    only: list[str] | None = None,
-) -> dict[str, np.ndarray]:
-    y = {}
-    n = len(frame)
-    for task in tasks:
-        if only is not None and task.name not in only:
-            y[task.name] = missing_label(task, (n,))
-            continue
-        column = mapping.get(task.name, task.name)
-        if column not in frame.columns:
-            raise ValueError(
-                f"{where}: no label column {column!r} for task '{task.name}' "
-                f"(columns: {', '.join(map(str, frame.columns))})."
-            )
-        y[task.name] = labels_for(task, frame[column], where)
-    return y
-
-
-def _no_labels(y: dict[str, np.ndarray], tasks: list[Task], where: str) -> None:
-    for task in tasks:
-        values = y[task.name]
-        present = values != -1 if task.kind == "multiclass" else ~np.isnan(values)
-        if not present.any():
-            raise ValueError(
-                f"{where}: task '{task.name}' has no labelled sample in the "
-                "training data."
-            )
 
 
 def load(config: Any) -> Data:
@@ -390,8 +161,8 @@ def load(config: Any) -> Data:
             },
         )
     if source == "census_income":
+        from keras_mtl.data.tabular import FeatureSpec
         from keras_mtl.datasets import census_income
-        from keras_mtl.tabular import FeatureSpec
 
         parts = census_income.load(
             _path(table["path"], base), seed=table.get("seed", 0)
@@ -422,7 +193,7 @@ def load(config: Any) -> Data:
     spec = None
     encoder = config.data["encoder"]
     if encoder.get("name") == "tabular":
-        from keras_mtl.tabular import FeatureSpec
+        from keras_mtl.data.tabular import FeatureSpec
 
         label_columns = [mapping.get(t.name, t.name) for t in tasks]
         spec = FeatureSpec.from_frame(
@@ -437,9 +208,9 @@ def load(config: Any) -> Data:
     for name, frame in frames.items():
         where = f"{table[name]}"
         x = spec.encode(frame).inputs if spec is not None else filler(frame, where)
-        y = _task_labels(frame, tasks, mapping, where)
+        y = task_labels(frame, tasks, mapping, where)
         if name == "train":
-            _no_labels(y, tasks, where)
+            no_labels(y, tasks, where)
         splits[name] = Split(x, y)
         info[name] = len(frame)
     info["truncated"] = dict(filler.cut)
@@ -502,7 +273,7 @@ def _load_stream(
 
     def convert(frame: Any) -> tuple[dict, dict]:
         at = frame.attrs.get("path", where)  # a shard names itself
-        return filler(frame, at), _task_labels(frame, tasks, mapping, at)
+        return filler(frame, at), task_labels(frame, tasks, mapping, at)
 
     batch_size = training.get("batch_size", 64)
     train: Any
@@ -526,7 +297,7 @@ def _load_stream(
             frame = files.read_table(_path(table[name], base), table.get("format"))
             splits[name] = Split(
                 filler(frame, str(table[name])),
-                _task_labels(frame, tasks, mapping, str(table[name])),
+                task_labels(frame, tasks, mapping, str(table[name])),
             )
             info[name] = len(frame)
     vocabularies = {k: v.get_config() for k, v in filler.vocabularies.items()}
@@ -604,7 +375,7 @@ def _load_sources(
                 bucket.append(
                     Split(
                         filler(frame, where),
-                        _task_labels(frame, tasks, mapping, where, only=own),
+                        task_labels(frame, tasks, mapping, where, only=own),
                     )
                 )
     batches = MixedBatches(
@@ -641,7 +412,6 @@ __all__ = [
     "Split",
     "TWEET_BUCKETS",
     "WordVocabulary",
-    "check_data_config",
     "labels_for",
     "load",
     "text_lengths",

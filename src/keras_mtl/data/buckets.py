@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_mtl.data.arrays import ArrayBatches, _rows
 from keras_mtl.data.packed import PackedTexts
-from keras_mtl.text import text_lengths
+from keras_mtl.data.text import text_lengths
 
 #: Bucket widths for tweets (bytes); the last is the seed's 280.
 TWEET_BUCKETS = (64, 96, 128, 160, 192, 280)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_mtl.text import text_lengths
+from keras_mtl.data.text import text_lengths
 
 #: Rows gathered at a time: the gather's index arrays stay small.
 _CHUNK = 1 << 16
@@ -72,7 +72,7 @@ class PackedTexts:
     @classmethod
     def from_ids(cls, ids: np.ndarray) -> PackedTexts:
         """Packs pre-padded id rows (padding 0 first, as
-        `keras_mtl.text.encode_bytes` writes them), a block of rows at a
+        `keras_mtl.data.text.encode_bytes` writes them), a block of rows at a
         time."""
         ids = np.asarray(ids)
         lengths = text_lengths(ids)

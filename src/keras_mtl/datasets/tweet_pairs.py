@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from keras_mtl.data.packed import PackedTexts
-from keras_mtl.text import TWEET_BYTES, encode_bytes
+from keras_mtl.data.text import TWEET_BYTES, encode_bytes
 
 CLASSES = ("negative", "neutral", "positive")
 NEGATIVE = 0

@@ -58,7 +58,7 @@ class NgramEncoder(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> from keras_mtl.text import encode_bytes
+    >>> from keras_mtl.data.text import encode_bytes
     >>> encoder = NgramEncoder(dim=8, buckets=512)
     >>> encoder(encode_bytes(["so happy", "meh"]).ids).shape
     (2, 8)

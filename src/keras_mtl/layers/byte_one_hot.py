@@ -17,7 +17,7 @@ class ByteOneHot(keras.layers.Layer):
     The seed feeds each tweet as a (280, 256) float matrix: 286,720 bytes of
     float32 per tweet. Storing the 280 byte ids and one-hotting them here
     costs 280 bytes per tweet on the host and gives the same matrix. Id 0 is
-    padding and becomes a zero row (see `keras_mtl.text.encode_bytes`).
+    padding and becomes a zero row (see `keras_mtl.data.text.encode_bytes`).
 
     Args:
         depth: Number of symbols (256 for bytes).

@@ -78,7 +78,7 @@ class HashedNgrams(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> from keras_mtl.text import encode_bytes
+    >>> from keras_mtl.data.text import encode_bytes
     >>> layer = HashedNgrams(buckets=1000, char_ngrams=None, word_ngrams=2)
     >>> ids = np.asarray(layer(encode_bytes(["Hi you", "hi YOU!"], 8).ids))
     >>> ids.shape, (ids[0] == ids[1]).all(), int((ids[0] > 0).sum())

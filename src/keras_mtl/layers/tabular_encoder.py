@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mtl.tabular import NUMERIC_INPUT, FeatureSpec
+from keras_mtl.data.tabular import NUMERIC_INPUT, FeatureSpec
 
 Tensor = Any
 
@@ -23,7 +23,7 @@ class TabularEncoder(keras.layers.Layer):
 
     Example:
     >>> import pandas as pd
-    >>> from keras_mtl.tabular import FeatureSpec
+    >>> from keras_mtl.data.tabular import FeatureSpec
     >>> spec = FeatureSpec.from_frame(pd.DataFrame({"x": [1.0, 3.0], "c": ["a", "b"]}))
     >>> enc = TabularEncoder(spec)
     >>> enc(spec.encode(pd.DataFrame({"x": [2.0], "c": ["z"]})).inputs).shape

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from keras_mtl.task import Task, as_task
+from keras_mtl.tasks.task import Task, as_task
 
 Tensor = Any
 

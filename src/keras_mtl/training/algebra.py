@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from keras import ops
 
-from keras_mtl.balancing import Balancing
+from keras_mtl.training.balancing import Balancing
 
 Tensor = Any
 

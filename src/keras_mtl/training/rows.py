@@ -18,7 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mtl.sharing import Split
+from keras_mtl.models.sharing import Split
 
 Tensor = Any
 

@@ -19,8 +19,8 @@ import keras
 from keras import ops
 
 from keras_mtl import backend as mtl_backend
-from keras_mtl.balancing import Balancing, weighted_losses
 from keras_mtl.training.algebra import Step, combine, decide, new_state_values
+from keras_mtl.training.balancing import Balancing, weighted_losses
 from keras_mtl.training.rows import heads_inputs, rows_for
 
 Tensor = Any

@@ -76,7 +76,7 @@ def encode_bytes(
 
 def text_lengths(ids: np.ndarray) -> np.ndarray:
     """Lengths of pre-padded id rows (padding 0 first, as
-    `keras_mtl.text.encode_bytes` writes them): the width after the last
+    `keras_mtl.data.text.encode_bytes` writes them): the width after the last
     leading zero.
 
     Example:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_mtl.task import Task
+from keras_mtl.tasks.task import Task
 
 
 def present(task: Task, y: np.ndarray) -> np.ndarray:

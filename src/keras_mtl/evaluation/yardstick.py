@@ -5,7 +5,7 @@ model on the same split. For every binary or multiclass task that reads
 text inputs, this fits TF-IDF word 1-2 grams (one vectorizer per input,
 features side by side) and a logistic regression with balanced class
 weights and C=1, on the task's labelled training rows only, and scores it
-with the same code as the Keras models (`keras_mtl.scoring.task_scores`).
+with the same code as the Keras models (`keras_mtl.evaluation.scoring.task_scores`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_mtl.scoring import present, task_scores
-from keras_mtl.task import Task
+from keras_mtl.evaluation.scoring import present, task_scores
+from keras_mtl.tasks.task import Task
 
 #: What the yardstick is, for tables and logs.
 LABEL = "bag-of-words logistic regression"
@@ -26,7 +26,7 @@ def texts_of(ids: Any) -> list[str]:
     """Decodes byte ids (texts, length) back to text (padding dropped).
 
     Example:
-    >>> from keras_mtl.text import encode_bytes
+    >>> from keras_mtl.data.text import encode_bytes
     >>> texts_of(encode_bytes(["héllo", "x"], length=8).ids)
     ['héllo', 'x']
     """

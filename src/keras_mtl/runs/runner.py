@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,21 +10,25 @@ import keras
 import numpy as np
 
 from keras_mtl import data as data_module
-from keras_mtl import yardstick
 from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config
-from keras_mtl.evaluation import delta_m, summarize
-from keras_mtl.scoring import HIGHER_IS_BETTER, task_scores
+from keras_mtl.data.mixing import missing_label
+from keras_mtl.evaluation import summarize, yardstick
+from keras_mtl.evaluation.scoring import task_scores
+from keras_mtl.runs.results import (
+    GROUP,
+    GROUPED,
+    MULTI,
+    SINGLE,
+    YARDSTICK,
+    brief,
+    delta_m_of_runs,
+    describe_data,
+    summarize_runs,
+)
 
-MULTI = "multi_task"
-SINGLE = "single_task"
-#: The bag-of-words logistic regression's row in summaries (one fit: no seeds).
-YARDSTICK = "bag_of_words"
 #: Minutes between checkpoints within an epoch (`[training] checkpoint_minutes`).
 CHECKPOINT_MINUTES = 5.0
-#: Models of task groups, and the model that serves each task from its group.
-GROUP = "group"
-GROUPED = "grouped"
 
 
 def _subset_config(config: Config, tasks: list[str], balanced: bool = True) -> Config:
@@ -240,7 +242,7 @@ def run(
 
     base_seed = config.training().get("seed", 0)
     data = data or data_module.load(config)
-    log(_describe_data(data))
+    log(describe_data(data))
     runs: list[dict[str, Any]] = []
     first_model = None
     task_names = [t["name"] for t in config.data["tasks"]]
@@ -259,7 +261,7 @@ def run(
                 "history": result["history"],
             }
         )
-        log(f"seed {seed}: multi-task " + _brief(result["scores"]))
+        log(f"seed {seed}: multi-task " + brief(result["scores"]))
         if baselines and len(task_names) > 1:
             for task in task_names:
                 single = train_once(
@@ -277,10 +279,10 @@ def run(
                         "history": single["history"],
                     }
                 )
-                log(f"seed {seed}: single-task {task} " + _brief(single["scores"]))
+                log(f"seed {seed}: single-task {task} " + brief(single["scores"]))
         if groups:
             runs += _train_groups(config, data, seed, groups, runs, verbose, log)
-    summary = _summarize(runs, task_names)
+    summary = summarize_runs(runs, task_names)
     if baselines:
         yard = bag_of_words(config, data, first_model)
         if yard:
@@ -293,7 +295,7 @@ def run(
             }
             for split, tasks in yard.items():
                 if tasks:
-                    log(f"{yardstick.LABEL} " + _brief({split: tasks}))
+                    log(f"{yardstick.LABEL} " + brief({split: tasks}))
     result: dict[str, Any] = {
         "data": data.info,
         "seeds": [r["seed"] for r in runs if r["model"] == MULTI],
@@ -303,9 +305,9 @@ def run(
     if groups:
         result["groups"] = groups
     if baselines and len(task_names) > 1:
-        result["delta_m"] = _delta_m(runs, task_names)
+        result["delta_m"] = delta_m_of_runs(runs, task_names)
         if groups:
-            result["delta_m_grouped"] = _delta_m(runs, task_names, GROUPED)
+            result["delta_m_grouped"] = delta_m_of_runs(runs, task_names, GROUPED)
     result["model"] = first_model
     return result
 
@@ -346,7 +348,7 @@ def _train_groups(
         }
         out.append(entry)
         by_group[key] = entry
-        log(f"seed {seed}: group {'+'.join(group)} " + _brief(trained["scores"]))
+        log(f"seed {seed}: group {'+'.join(group)} " + brief(trained["scores"]))
     serving = {}
     for group in groups:
         for task in group:
@@ -371,7 +373,7 @@ def affinity(
     from keras_mtl.analysis import affinity as affinity_module
 
     data = data or data_module.load(config)
-    log(_describe_data(data))
+    log(describe_data(data))
     names = [t["name"] for t in config.data["tasks"]]
     if len(names) < 2:
         raise config.error("[[tasks]]", "lists one task: affinity needs two or more.")
@@ -414,7 +416,7 @@ def _training_arrays(data: data_module.Data, tasks: list[Any]) -> Any:
             if task.name in s.y:
                 parts.append(np.asarray(s.y[task.name]))
             else:
-                parts.append(data_module.missing_label(task, (len(s),)))
+                parts.append(missing_label(task, (len(s),)))
         shapes = {p.shape[1:] for p in parts if p.ndim > 1}
         if shapes:
             parts = [p.reshape(len(p), *next(iter(shapes))) for p in parts]
@@ -425,7 +427,7 @@ def _training_arrays(data: data_module.Data, tasks: list[Any]) -> Any:
 def bag_of_words(
     config: Config, data: data_module.Data, model: Any
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """The yardstick (`keras_mtl.yardstick`) on the run's own split, for every
+    """The yardstick (`keras_mtl.evaluation.yardstick`) on the run's own split, for every
     binary or multiclass task that reads byte-encoded text only."""
     text_inputs = config.byte_inputs()
     train = _training_arrays(data, model.tasks)
@@ -437,144 +439,3 @@ def bag_of_words(
         if (split := getattr(data, name)) is not None
     }
     return yardstick.scores(model.tasks, text_inputs, train, splits)
-
-
-def _describe_data(data: data_module.Data) -> str:
-    parts = [f"{k}: {v}" for k, v in data.info.items() if k != "sources"]
-    if "sources" in data.info:
-        parts.insert(
-            0,
-            "sources "
-            + ", ".join(
-                f"{name} ({', '.join(f'{s} {n}' for s, n in sizes.items())})"
-                for name, sizes in data.info["sources"].items()
-            ),
-        )
-    return "Data: " + "; ".join(parts)
-
-
-def _brief(scores: dict[str, Any]) -> str:
-    split = "test" if "test" in scores else "val" if "val" in scores else None
-    if split is None:
-        return "(no validation or test data)"
-    return f"({split}) " + ", ".join(
-        f"{t} " + " ".join(f"{m} {v:.4f}" for m, v in s.items())
-        for t, s in scores[split].items()
-    )
-
-
-def _summarize(runs: list[dict], tasks: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    models = [MULTI] + sorted({r["model"] for r in runs if r["model"] != MULTI})
-    for model in models:
-        mine = [r for r in runs if r["model"] == model]
-        if not mine:
-            continue
-        table: dict[str, Any] = {}
-        for split in mine[0]["scores"]:
-            for task, scores in mine[0]["scores"][split].items():
-                for metric in scores:
-                    values = [r["scores"][split][task][metric] for r in mine]
-                    table.setdefault(split, {}).setdefault(task, {})[metric] = (
-                        summarize(values)
-                    )
-        out[model] = table
-    return out
-
-
-def _delta_m(runs: list[dict], tasks: list[str], model: str = MULTI) -> dict[str, Any]:
-    out = {}
-    multi = [r for r in runs if r["model"] == model]
-    for split in multi[0]["scores"]:
-        values = []
-        for run in multi:
-            base = {}
-            for task in tasks:
-                single = next(
-                    r
-                    for r in runs
-                    if r["model"] == f"{SINGLE}:{task}" and r["seed"] == run["seed"]
-                )
-                base[task] = single["scores"][split][task]
-            scores = {t: run["scores"][split][t] for t in tasks}
-            usable = {
-                t: {
-                    m: v
-                    for m, v in s.items()
-                    if not math.isnan(v)
-                    and not math.isnan(base[t].get(m, float("nan")))
-                }
-                for t, s in scores.items()
-            }
-            values.append(delta_m(usable, base, HIGHER_IS_BETTER))
-        out[split] = summarize(values)
-    return out
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The results as a Markdown table: per model, task, split and score,
-    mean ± std [95% interval] over seeds."""
-    seeds = len(result["seeds"])
-    lines = [
-        f"Seeds: {seeds}. Values: mean ± standard deviation [95% interval].",
-        "",
-        "| model | split | task | score | value |",
-        "|---|---|---|---|---|",
-    ]
-    for model, table in result["summary"].items():
-        for split, tasks in table.items():
-            for task, scores in tasks.items():
-                for metric, s in scores.items():
-                    lines.append(
-                        f"| {model} | {split} | {task} | {metric} | {_fmt(s)} |"
-                    )
-    for key, what in (
-        ("delta_m", "multi-task vs single-task"),
-        ("delta_m_grouped", "grouped vs single-task"),
-    ):
-        if key in result:
-            lines += ["", f"| Δm% ({what}) | value |", "|---|---|"]
-            for split, s in result[key].items():
-                lines.append(f"| {split} | {_fmt(s, 2)} |")
-    if "groups" in result:
-        groups = " ".join("{" + ", ".join(g) + "}" for g in result["groups"])
-        lines += ["", f"Groups: {groups}."]
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(s: dict[str, Any], digits: int = 4) -> str:
-    if s["n"] == 0:
-        return "n/a"
-    lo, hi = s["ci95"]
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def save(result: dict[str, Any], out: Path) -> list[str]:
-    """Writes results.json, results.md, model.keras and the plots; returns
-    the file names."""
-    from keras_mtl import plots
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    model = result.get("model")
-    plain = {k: v for k, v in result.items() if k != "model"}
-    (out / "results.json").write_text(json.dumps(_jsonable(plain), indent=2))
-    (out / "results.md").write_text(markdown(result))
-    written += ["results.json", "results.md"]
-    if model is not None:
-        model.save(out / "model.keras")
-        written.append("model.keras")
-    written += plots.save_all(plain, out)
-    return written
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

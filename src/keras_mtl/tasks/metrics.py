@@ -18,8 +18,8 @@ import keras
 # own compiled metrics.
 from keras.src.trainers.compile_utils import MetricsList
 
-from keras_mtl.masking import faults, update_metric
-from keras_mtl.task import Task
+from keras_mtl.tasks.masking import faults, update_metric
+from keras_mtl.tasks.task import Task
 
 _ACCURACY = {
     "binary": keras.metrics.BinaryAccuracy,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_mtl.task import Task, closest
+from keras_mtl.tasks.task import Task, closest
 
 
 def _classes(task: Task) -> int:

@@ -13,8 +13,8 @@ from keras_mtl import fusion as fusion_module
 from keras_mtl.fusion.base import Fusion
 from keras_mtl.fusion.per_input import PerInput
 from keras_mtl.layers.task_head import TaskHead
-from keras_mtl.model import MultiTaskModel
-from keras_mtl.task import Task, as_task, closest
+from keras_mtl.models.model import MultiTaskModel
+from keras_mtl.tasks.task import Task, as_task, closest
 
 
 def _make_inputs(inputs: Any) -> dict[str, Any]:

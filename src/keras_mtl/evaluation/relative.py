@@ -21,7 +21,7 @@ def delta_m(
         baselines: The single-task models' scores, in the same form.
         higher_is_better: One bool for every score, or a dict by metric name
             (nested form) or by task name (plain form);
-            `keras_mtl.scoring.HIGHER_IS_BETTER` knows the library's metrics.
+            `keras_mtl.evaluation.scoring.HIGHER_IS_BETTER` knows the library's metrics.
 
     Example:
     >>> delta_m({"a": 0.75, "b": 0.5}, {"a": 0.5, "b": 0.5})

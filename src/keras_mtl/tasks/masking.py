@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from keras_mtl.task import Task
+from keras_mtl.tasks.task import Task
 
 Tensor = Any
 
@@ -205,7 +205,7 @@ def task_loss(
         sample_weight: Optional per-sample weights (0 = unlabelled).
         class_weights: Optional weight of each class (binary: [w0, w1]),
             multiplying each labelled sample's loss
-            (`keras_mtl.class_weights`).
+            (`keras_mtl.tasks.class_weights`).
 
     Returns:
         `(loss, count)`: the weighted sum of the per-label losses divided by

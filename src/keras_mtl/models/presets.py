@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import keras
 
-from keras_mtl.builder import build_model
+from keras_mtl.data.text import TWEET_BYTES
 from keras_mtl.encoders.recurrent import LSTMEncoder
-from keras_mtl.model import MultiTaskModel
-from keras_mtl.task import Task
-from keras_mtl.text import TWEET_BYTES
+from keras_mtl.models.builder import build_model
+from keras_mtl.models.model import MultiTaskModel
+from keras_mtl.tasks.task import Task
 
 #: The seed's inputs, and the demo's tasks on them.
 INPUTS = ("tweet_a", "tweet_b")
@@ -66,7 +66,7 @@ def seed_case1(
     graph); both heads read [h_a, h_b]. 82,434 parameters.
 
     Args:
-        byte_ids: Take byte ids (uint8, see `keras_mtl.text.encode_bytes`).
+        byte_ids: Take byte ids (uint8, see `keras_mtl.data.text.encode_bytes`).
         tasks: Names of the two tasks.
         length: Sequence length (the seed's 280); None takes any length,
             as length-bucketed batches need (`keras_mtl.data.BucketedBatches`).

@@ -11,42 +11,21 @@ from keras import ops
 
 from keras_mtl import backend as mtl_backend
 from keras_mtl import balancers as balancers_module
-from keras_mtl import balancing as balancing_module
 from keras_mtl import callbacks as callbacks_module
-from keras_mtl import class_weights as class_weights_module
-from keras_mtl import defaults, masking, training
-from keras_mtl.masking import task_loss, unreduced
-from keras_mtl.task import Task, as_task, closest
-from keras_mtl.task_metrics import FiniteMean, TaskMetrics
+from keras_mtl import training
+from keras_mtl.models import per_task
+from keras_mtl.models.fitting import training_callbacks
+from keras_mtl.tasks import class_weights as class_weights_module
+from keras_mtl.tasks import masking
+from keras_mtl.tasks.masking import task_loss
+from keras_mtl.tasks.metrics import FiniteMean, TaskMetrics
+from keras_mtl.tasks.task import Task, as_task, closest
+from keras_mtl.training import balancing as balancing_module
+from keras_mtl.training import defaults
 from keras_mtl.training.guard import guarded
 
 Tensor = Any
 NONFINITE_MODES = ("stop", "skip", "off")
-
-
-def _output_layer(tensor: Any) -> Any:
-    history = getattr(tensor, "_keras_history", None)
-    return None if history is None else history.operation
-
-
-def _infer_task(name: str, tensor: Any) -> Task:
-    """A task for an output built by hand, from its layer's activation."""
-    layer = _output_layer(tensor)
-    if layer is not None and isinstance(getattr(layer, "task", None), Task):
-        return layer.task
-    units = int(tensor.shape[-1]) if tensor.shape and tensor.shape[-1] else 1
-    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
-    if activation == "sigmoid":
-        if units == 1:
-            return Task(name, "binary")
-        return Task(name, "multilabel", num_classes=units)
-    if activation == "softmax" and units > 1:
-        return Task(name, "multiclass", num_classes=units)
-    return Task(name, "regression", num_classes=units)
-
-
-def _is_nested(value: Any) -> bool:
-    return isinstance(value, list | tuple | dict) or value is None
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")
@@ -68,7 +47,7 @@ class MultiTaskModel(keras.Model):
       `model.tasks` order.
     * Labels may be missing: each task's loss and metrics skip samples whose
       label is NaN or -1 or whose per-task sample weight is 0 (see
-      `keras_mtl.masking`). A task missing from a `y` dict is unlabelled in
+      `keras_mtl.tasks.masking`). A task missing from a `y` dict is unlabelled in
       that batch.
     * Metrics are reported per task: `<task>_loss`, `<task>_accuracy`, ...
 
@@ -99,7 +78,7 @@ class MultiTaskModel(keras.Model):
         names = list(self.output_names)
         tensors = dict(zip(names, self.outputs, strict=True))
         if tasks is None:
-            resolved = [_infer_task(n, tensors[n]) for n in names]
+            resolved = [per_task.infer_task(n, tensors[n]) for n in names]
             outputs = names
         else:
             resolved = [as_task(t) for t in tasks]
@@ -142,35 +121,8 @@ class MultiTaskModel(keras.Model):
 
     def _by_task(self, value: Any, what: str, allow_shared: bool = False) -> list[Any]:
         """Lists `value` (dict, list or single) in task order; None = absent."""
-        n = len(self._tasks)
-        if value is None:
-            return [None] * n
-        if isinstance(value, dict):
-            out = []
-            known = set(self.task_names) | set(self._task_outputs)
-            unknown = [k for k in value if k not in known]
-            if unknown:
-                raise ValueError(
-                    f"{what} names {unknown[0]!r}, which is not a task of this "
-                    f"model; tasks are {', '.join(self.task_names)}"
-                    f"{closest(str(unknown[0]), self.task_names)}."
-                )
-            for task, output in zip(self._tasks, self._task_outputs, strict=True):
-                out.append(value.get(task.name, value.get(output)))
-            return out
-        if isinstance(value, list | tuple):
-            if len(value) != n:
-                raise ValueError(
-                    f"{what} is a list of {len(value)} entries but the model has "
-                    f"{n} tasks ({', '.join(self.task_names)}); give one per task "
-                    "or a dict keyed by task name."
-                )
-            return list(value)
-        if n == 1 or allow_shared:
-            return [value] * n
-        raise ValueError(
-            f"{what} is a single array but the model has {n} tasks "
-            f"({', '.join(self.task_names)}); give a dict keyed by task name."
+        return per_task.by_task(
+            self._tasks, self._task_outputs, value, what, allow_shared
         )
 
     def _predictions_by_task(self, y_pred: Any) -> list[Any]:
@@ -207,7 +159,7 @@ class MultiTaskModel(keras.Model):
 
         Args:
             optimizer: As for `keras.Model.compile`; None (default) is Adam
-                with learning rate 0.003 (`keras_mtl.defaults`).
+                with learning rate 0.003 (`keras_mtl.training.defaults`).
             loss: One loss for every task, or a dict by task name, or a list
                 in task order; `None` uses each task's own (or its kind's
                 default).
@@ -237,14 +189,16 @@ class MultiTaskModel(keras.Model):
                 as `skipped_steps`); `"off"` applies every step (plain Keras).
             **kwargs: Other `keras.Model.compile` arguments.
         """
-        tasks = self._tasks
-        losses = self._loss_specs(loss)
-        weights = self._weight_specs(loss_weights)
+        tasks, outputs = self._tasks, self._task_outputs
+        loss_fns = per_task.loss_functions(tasks, outputs, loss)
+        weights = per_task.loss_weights(tasks, outputs, loss_weights)
         if metrics is None:
             per_task_metrics = {t.name: t.resolved_metrics() for t in tasks}
         else:
-            per_task_metrics = self._metric_specs(metrics, "metrics")
-        per_task_weighted = self._metric_specs(weighted_metrics, "weighted_metrics")
+            per_task_metrics = per_task.metric_lists(tasks, outputs, metrics, "metrics")
+        per_task_weighted = per_task.metric_lists(
+            tasks, outputs, weighted_metrics, "weighted_metrics"
+        )
         old = getattr(self, "balancer_state", None)
         if old is not None:
             # Replace, not add: Keras tracks layers set as attributes.
@@ -274,14 +228,6 @@ class MultiTaskModel(keras.Model):
             guard=on_nonfinite != "off",
             loss_weights=weights,
         )
-        loss_fns = []
-        for task, spec in zip(tasks, losses, strict=True):
-            try:
-                loss_fns.append(unreduced(spec))
-            except ValueError:
-                raise ValueError(
-                    f"Task '{task.name}': unknown loss {spec!r}."
-                ) from None
         if optimizer is None:
             optimizer = defaults.optimizer()
         super().compile(optimizer=optimizer, **kwargs)
@@ -325,59 +271,6 @@ class MultiTaskModel(keras.Model):
                 "jit_compile": kwargs.get("jit_compile", "auto"),
             },
         )
-
-    def _loss_specs(self, loss: Any) -> list[Any]:
-        if loss is None:
-            return [t.resolved_loss() for t in self._tasks]
-        if isinstance(loss, dict | list | tuple):
-            specs = self._by_task(loss, "loss")
-            return [
-                s if s is not None else t.resolved_loss()
-                for t, s in zip(self._tasks, specs, strict=True)
-            ]
-        return [loss] * len(self._tasks)
-
-    def _weight_specs(self, loss_weights: Any) -> list[float]:
-        if loss_weights is None:
-            return [t.weight for t in self._tasks]
-        specs = self._by_task(loss_weights, "loss_weights")
-        out = []
-        for task, spec in zip(self._tasks, specs, strict=True):
-            value = task.weight if spec is None else float(spec)
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(
-                    f"Task '{task.name}': loss weight must be a finite number "
-                    f">= 0, got {spec!r}."
-                )
-            out.append(value)
-        return out
-
-    def _metric_specs(self, metrics: Any, what: str) -> dict[str, list[Any]]:
-        names = self.task_names
-        if metrics is None:
-            return {}
-        if isinstance(metrics, dict):
-            specs = self._by_task(metrics, what)
-        elif (
-            isinstance(metrics, list | tuple)
-            and len(metrics) == len(names)
-            and len(names) > 1
-            and all(_is_nested(m) for m in metrics)
-        ):
-            specs = list(metrics)
-        elif isinstance(metrics, list | tuple):
-            specs = [list(metrics)] * len(names)
-        else:
-            specs = [[metrics]] * len(names)
-        out = {}
-        for name, spec in zip(names, specs, strict=True):
-            if spec is None:
-                out[name] = []
-            elif isinstance(spec, list | tuple):
-                out[name] = list(spec)
-            else:
-                out[name] = [spec]
-        return out
 
     def get_compile_config(self) -> dict[str, Any]:
         config = super().get_compile_config()
@@ -523,7 +416,7 @@ class MultiTaskModel(keras.Model):
 
         Args:
             epochs: As for Keras; None (default) runs up to 20 epochs with
-                early stopping (`keras_mtl.defaults`).
+                early stopping (`keras_mtl.training.defaults`).
             early_stopping: Stop after this many epochs without a better
                 validation loss (training loss without validation data) and
                 restore the best epoch's weights; 0 turns it off. Default: 2
@@ -531,37 +424,16 @@ class MultiTaskModel(keras.Model):
             class_weight: `"balanced"` (every binary and multiclass task) or
                 a dict by task name of `"balanced"`, `{class: weight}` or one
                 weight per class: each labelled sample's training loss is
-                weighted by its class (`keras_mtl.class_weights`).
+                weighted by its class (`keras_mtl.tasks.class_weights`).
             **kwargs: Other `keras.Model.fit` arguments.
         """
-        callbacks = list(callbacks or [])
-        if epochs is None:
-            epochs = defaults.EPOCHS
-            if early_stopping is None:
-                early_stopping = defaults.PATIENCE
-        checkpoint = next(
-            (c for c in callbacks if isinstance(c, callbacks_module.Checkpoint)), None
+        validating = (
+            kwargs.get("validation_data") is not None
+            or kwargs.get("validation_split", 0.0) > 0
         )
-        if early_stopping and not any(
-            isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks
-        ):
-            validating = (
-                kwargs.get("validation_data") is not None
-                or kwargs.get("validation_split", 0.0) > 0
-            )
-            stopper = callbacks_module.EarlyStopping(
-                total_epochs=epochs,
-                monitor="val_loss" if validating else "loss",
-                patience=int(early_stopping),
-                restore_best_weights=True,
-            )
-            # Before the checkpoint, which then saves its state of that epoch.
-            at = callbacks.index(checkpoint) if checkpoint is not None else None
-            callbacks.insert(len(callbacks) if at is None else at, stopper)
-        if checkpoint is not None:
-            checkpoint.stateful = [
-                c for c in callbacks if isinstance(c, callbacks_module.EarlyStopping)
-            ]
+        callbacks, epochs, checkpoint = training_callbacks(
+            self, callbacks, epochs, early_stopping, validating
+        )
         x = self._standard_inputs(x)
         self._check_labels(y, "y")
         validation = kwargs.get("validation_data")
@@ -572,14 +444,6 @@ class MultiTaskModel(keras.Model):
                 *validation[1:],
             )
         self._set_class_weights(class_weight, x, y)
-        mode = getattr(self, "_on_nonfinite", None)
-        if mode is not None:
-            # First, so that the step flag is gone before other callbacks
-            # (and the progress bar) see the logs.
-            callbacks.insert(0, callbacks_module.NonFiniteGuard(mode, checkpoint))
-        callbacks.insert(0, callbacks_module.LabelGuard())
-        if getattr(self, "_balancing", None) is not None:
-            callbacks.append(_EpochCounter(self.balancer_state))
 
         def fit(x: Any, **kwargs: Any) -> Any:
             return super(MultiTaskModel, self).fit(mtl_backend.feedable(x), **kwargs)
@@ -601,7 +465,7 @@ class MultiTaskModel(keras.Model):
             )
         if hasattr(x, "set_epoch"):
             # The data set orders its batches by (seed, epoch) itself.
-            callbacks.insert(0, callbacks_module._EpochSync(x))
+            callbacks.insert(0, callbacks_module.EpochSync(x))
             shuffle = False
         return fit(
             x,
@@ -633,37 +497,12 @@ class MultiTaskModel(keras.Model):
     # ------------------------------------------------------------ predict
 
     def _standard_inputs(self, x: Any, where: str = "x") -> Any:
-        """In-memory inputs in the structure the model was built with: a list
-        (or one array) in the model's input order becomes the dict the model
-        takes; a dict with unknown or missing names fails naming both sets."""
+        """In-memory inputs as the dict the model takes (`per_task.standard_inputs`)."""
         try:
             struct = self.input
         except (AttributeError, ValueError):
             return x
-        if not isinstance(struct, dict):
-            return x
-        names = list(struct)
-        if isinstance(x, dict):
-            unknown = [k for k in x if k not in struct]
-            missing = [k for k in names if k not in x]
-            if unknown or missing:
-                parts = []
-                if unknown:
-                    parts.append(f"unknown {', '.join(map(repr, unknown))}")
-                if missing:
-                    parts.append(f"missing {', '.join(map(repr, missing))}")
-                raise ValueError(
-                    f"{where} names the inputs {', '.join(map(repr, x))} but the "
-                    f"model's inputs are {', '.join(map(repr, names))} "
-                    f"({'; '.join(parts)})."
-                )
-            return x
-        if isinstance(x, list | tuple) and len(x) == len(names):
-            if all(hasattr(v, "shape") for v in x):
-                return dict(zip(names, x, strict=True))
-        elif len(names) == 1 and hasattr(x, "shape") and hasattr(x, "__len__"):
-            return {names[0]: x}
-        return x
+        return per_task.standard_inputs(struct, x, where)
 
     def _check_labels(self, y: Any, where: str) -> None:
         """Labels held in memory, checked before any step (`masking.check_labels`)."""
@@ -725,17 +564,6 @@ class MultiTaskModel(keras.Model):
         if getattr(self, "recipe", None):
             config["recipe"] = self.recipe
         return config
-
-
-class _EpochCounter(keras.callbacks.Callback):
-    """Tells the balancer which epoch runs (DWA and STCH work per epoch)."""
-
-    def __init__(self, state: Any) -> None:
-        super().__init__()
-        self.state = state
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.state.epoch.assign(epoch)
 
 
 #: The seed's name for the model class: `from keras_mtl import Model`.

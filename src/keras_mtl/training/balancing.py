@@ -26,7 +26,7 @@ from keras_mtl.balancers.base import (
     context,
 )
 from keras_mtl.layers.balancer_state import BalancerState
-from keras_mtl.sharing import Split, split_model
+from keras_mtl.models.sharing import Split, split_model
 
 Tensor = Any
 MODES = ("parameter", "representation")

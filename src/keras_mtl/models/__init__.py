@@ -1,0 +1,1 @@
+"""Models: `MultiTaskModel`, `build_model`, the seed's presets, and which variables tasks share."""

@@ -1,0 +1,1 @@
+"""Runs from a config: training with baselines and Δm%, the demo, plots of a run."""

@@ -1,0 +1,1 @@
+"""Tasks: what each output predicts, its masked loss and metrics, class weights."""
