@@ -46,14 +46,18 @@ def keys(
     """`table` is a table whose keys are all `allowed`, of their `types`."""
     if not isinstance(table, dict):
         raise config.error(where, f"must be a table, got {describe(table)}.")
+    _known(config, table, where, allowed, f"a key of {what}")
+    check_types(config, table, where, types or {})
+
+
+def _known(config: Config, table: dict, where: str, allowed: Any, what: str) -> None:
     for key in table:
         if key not in allowed:
             raise config.error(
                 f"{where}.{key}",
-                f"is not a key of {what}{closest(key, list(allowed))}; expected one "
+                f"is not {what}{closest(key, list(allowed))}; expected one "
                 f"of {', '.join(allowed)}.",
             )
-    check_types(config, table, where, types or {})
 
 
 def check_types(config: Config, table: dict, where: str, types: dict[str, str]) -> None:
@@ -101,13 +105,7 @@ def named(
             f"expected one of {', '.join(registry)}.",
         )
     allowed = constructor_params(registry[name])
-    for key in args:
-        if key not in allowed:
-            raise config.error(
-                f"{where}.{key}",
-                f"is not an argument of {what} {name!r}{closest(key, allowed)}; "
-                f"expected one of {', '.join(allowed)}.",
-            )
+    _known(config, args, where, allowed, f"an argument of {what} {name!r}")
     check_types(config, args, where, constructor_annotations(registry[name]))
     return name, args
 

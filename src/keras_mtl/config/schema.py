@@ -108,17 +108,26 @@ def annotations(func: Callable) -> dict[str, str]:
     return out
 
 
-def constructor_annotations(cls: type) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _own_inits(cls: type) -> list[Callable]:
+    """The `__init__`s a library class and its library bases define, the
+    class's first (up to the Keras base, whose arguments configs do not
+    set)."""
+    out = []
     for klass in cls.__mro__:
         if klass in (keras.layers.Layer, object) or klass.__module__.startswith(
             "keras."
         ):
             break
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            for key, value in annotations(init).items():
-                out.setdefault(key, value)
+        if "__init__" in klass.__dict__:
+            out.append(klass.__dict__["__init__"])
+    return out
+
+
+def constructor_annotations(cls: type) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for init in _own_inits(cls):
+        for key, value in annotations(init).items():
+            out.setdefault(key, value)
     return out
 
 
@@ -136,17 +145,10 @@ def type_problem(value: Any, annotation: str) -> str | None:
 
 
 def constructor_params(cls: type) -> list[str]:
-    """The arguments a library class takes, its bases' included (up to the
-    Keras layer base, whose arguments configs do not set)."""
+    """The arguments a library class takes, its bases' included."""
     out: list[str] = []
-    for klass in cls.__mro__:
-        if klass in (keras.layers.Layer, object) or klass.__module__.startswith(
-            "keras."
-        ):
-            break
-        init = klass.__dict__.get("__init__")
-        if init is not None:
-            out += [p for p in params(init) if p not in out]
+    for init in _own_inits(cls):
+        out += [p for p in params(init) if p not in out]
     return out
 
 
