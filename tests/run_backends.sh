@@ -10,11 +10,7 @@ BIN="${1:-.venv/bin}"
 LOGS="$(mktemp -d)"
 PYTEST=("$BIN/python" -m pytest -q --durations=10 -p no:cacheprovider)
 start=$(date +%s)
-# The JAX pass compiles with XLA's backend optimisation off: its models are
-# tiny, and compiling them costs more than running them (measured: a fifth
-# less CPU time for the model tests). The code compiled is the same.
-(KERAS_BACKEND=jax XLA_FLAGS="${XLA_FLAGS:-} --xla_backend_optimization_level=0" \
-  "${PYTEST[@]}" tests src/keras_mtl src/keras_mtl_cli \
+(KERAS_BACKEND=jax "${PYTEST[@]}" tests src/keras_mtl src/keras_mtl_cli \
   >"$LOGS/jax.log" 2>&1; echo $? >"$LOGS/jax.rc") &
 (KERAS_BACKEND=torch "${PYTEST[@]}" -m model tests >"$LOGS/torch.log" 2>&1
  echo $? >"$LOGS/torch.rc"
