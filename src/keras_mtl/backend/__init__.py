@@ -112,12 +112,12 @@ def guarded_apply(
     apply: Callable[[Any, Any], Any],
     grads: Sequence[Any],
     variables: Any,
-    all_finite: Callable[[Any], Any] | None,
+    all_finite: Callable[[Any], Any],
     report: Callable[[Any], None] | None,
 ) -> Any:
     """Applies `grads` with `apply` (an optimizer's stateful `apply`) only
     when `all_finite(grads)`, passing that flag to `report`; without a
-    check (`all_finite=None`), always. The gradients are first reduced
+    check (`report=None`), always. The gradients are first reduced
     across processes where the backend's optimizer does not do it itself
     (`reduce_gradients`); a backend whose replicas must step or skip
     together provides its own `guarded_apply`."""
@@ -128,7 +128,7 @@ def guarded_apply(
     reduce = getattr(mod, "reduce_gradients", None)
     if reduce is not None:
         grads = reduce(grads)
-    if all_finite is None or report is None:
+    if report is None:
         return apply(grads, variables)
     ok = all_finite(grads)
     report(ok)

@@ -140,13 +140,13 @@ def guarded_apply(
     apply: Callable[[Any, Any], Any],
     grads: Any,
     variables: Any,
-    all_finite: Callable[[Any], Any] | None,
+    all_finite: Callable[[Any], Any],
     report: Callable[[Any], None] | None,
 ) -> Any:
     """`apply(grads, variables)` when every replica's gradients are finite
     (all replicas step or skip together), with the flag passed to
-    `report`; always, without a check."""
-    if all_finite is None or report is None:
+    `report`; always when `report` is None."""
+    if report is None:
         return apply(grads, variables)
     ok = all_finite(grads)
     context = _replica_context()

@@ -21,7 +21,7 @@ from keras_mtl.config.schema import (
     TRAINING_KEYS,
     TRAINING_TYPES,
     annotations,
-    compile_signature,
+    compile_keys,
     constructor_annotations,
     constructor_params,
     describe,
@@ -230,15 +230,8 @@ def _tasks(config: Config, tasks: Any, inputs: dict[str, Any]) -> None:
 
 
 def _compile(config: Config, comp: Any) -> None:
-    compile_keys = [k for k in params(compile_signature) if k != "self"]
-    keys(
-        config,
-        comp,
-        "[compile]",
-        compile_keys,
-        "compile()",
-        annotations(compile_signature),
-    )
+    allowed, types = compile_keys()
+    keys(config, comp, "[compile]", allowed, "compile()", types)
     if "balancer" in comp:
         named(
             config,

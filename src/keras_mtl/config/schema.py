@@ -9,6 +9,8 @@ from typing import Any
 
 import keras
 
+from keras_mtl.models.model import MultiTaskModel
+
 SECTIONS = (
     "model",
     "inputs",
@@ -61,7 +63,14 @@ TRAINING_TYPES = {
     "class_weight": "str | dict",
 }
 EVALUATION_KEYS = ("seeds", "baselines", "splits")
-COMPILE_EXTRA = ("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
+#: The `keras.Model.compile` arguments `[compile]` passes on besides
+#: `MultiTaskModel.compile`'s own, with their types.
+COMPILE_EXTRA = {
+    "run_eagerly": "bool",
+    "steps_per_execution": "int",
+    "jit_compile": "Any",
+    "auto_scale_loss": "bool",
+}
 
 
 def params(func: Callable) -> list[str]:
@@ -152,24 +161,14 @@ def constructor_params(cls: type) -> list[str]:
     return out
 
 
-def compile_signature(
-    self: Any,
-    optimizer: Any = None,
-    loss: Any = None,
-    loss_weights: Any = None,
-    metrics: Any = None,
-    weighted_metrics: Any = None,
-    balancer: Any = None,
-    balance_mode: str = "parameter",
-    cosine: bool = False,
-    update_every: int = 1,
-    on_nonfinite: str = "stop",
-    run_eagerly: bool = False,
-    steps_per_execution: int = 1,
-    jit_compile: Any = "auto",
-    auto_scale_loss: bool = True,
-) -> None:
-    """The keys `[compile]` accepts: MultiTaskModel.compile's arguments."""
+def compile_keys() -> tuple[list[str], dict[str, str]]:
+    """The keys `[compile]` accepts, and their types: `MultiTaskModel.compile`'s
+    arguments, then `COMPILE_EXTRA`."""
+    compile_fn = MultiTaskModel.compile
+    return params(compile_fn) + list(COMPILE_EXTRA), {
+        **annotations(compile_fn),
+        **COMPILE_EXTRA,
+    }
 
 
 def default_dtype(encoding: str | None) -> str:

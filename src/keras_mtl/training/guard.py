@@ -102,7 +102,7 @@ class FiniteGuard(keras.optimizers.Optimizer):
             self.inner_optimizer.apply,
             grads,
             trainable_variables,
-            None if self.report is None else all_finite,
+            all_finite,
             self.report,
         )
 
