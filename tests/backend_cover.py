@@ -9,6 +9,7 @@ TensorFlow passes train one method of each kind of step, and JAX trains all.
 from __future__ import annotations
 
 import keras
+import pytest
 
 #: One method for each kind of step: constant weights (ew), learned
 #: parameters (uw), a host call with state (dwa), a Gramian method without
@@ -40,3 +41,11 @@ def cases(every: list, kinds: list) -> list:
     True
     """
     return list(every) if keras.backend.backend() == "jax" else list(kinds)
+
+
+def once(why: str) -> pytest.MarkDecorator:
+    """Runs a `model` test on JAX only; `why` says why the other backends
+    would repeat it (what they run differently is checked elsewhere)."""
+    return pytest.mark.skipif(
+        keras.backend.backend() != "jax", reason=f"checked once, on JAX: {why}"
+    )

@@ -10,7 +10,14 @@ BIN="${1:-.venv/bin}"
 LOGS="$(mktemp -d)"
 PYTEST=("$BIN/python" -m pytest -q --durations=10 -p no:cacheprovider)
 start=$(date +%s)
-(KERAS_BACKEND=jax "${PYTEST[@]}" tests src/keras_mtl src/keras_mtl_cli \
+# JAX keeps the programs it compiles in a cache for this run (fresh each
+# time): the many tests that build the same small models, and the
+# subprocesses of the CLI and resume tests, compile each program once.
+# (Programs with a host call, as most balanced steps make, are never cached.)
+(KERAS_BACKEND=jax JAX_COMPILATION_CACHE_DIR="$LOGS/jax-cache" \
+  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+  JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0 \
+  "${PYTEST[@]}" tests src/keras_mtl src/keras_mtl_cli \
   >"$LOGS/jax.log" 2>&1; echo $? >"$LOGS/jax.rc") &
 # PyTorch on one thread: its pass took 2:09 instead of 4:05 beside the JAX
 # pass (the tests' models are tiny; two threads only contend for the cores).

@@ -200,6 +200,8 @@ def test_gradnorm_moves_weight_to_the_slower_task():
             "MGDA: normalization must be one of none, l2, loss, loss+, got 'l1'.",
         ),
         ("gradvac", {"beta": 2}, "GradVac: beta must be in [0, 1], got 2."),
+        ("famo", {"lr": "fast"}, "FAMO: lr must be a number, got 'fast'."),
+        ("pcgrad", {"seed": None}, "PCGrad: seed must be a number, got None."),
         ("fixed", {"weights": [1, -1]}, "Fixed: weights must be finite numbers >= 0"),
         ("upgrad", {"tol": 1}, "Balancer 'upgrad': "),
         ("pcgrd", {}, "Unknown balancer 'pcgrd'; expected one of"),

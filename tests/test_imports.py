@@ -17,12 +17,8 @@ PACKAGES = ("keras_mtl", "keras_mtl_cli")
 #: No cycle is left: the backend modules hold primitives and import nothing
 #: of the library.
 KNOWN_CYCLES: list[set[str]] = []
-#: Modules that still import private Keras (`keras.src`), and why.
-PRIVATE_KERAS = {
-    # Keras's callbacks read a metric's direction only inside its private
-    # `MetricsList`, which `TaskMetrics` therefore derives from.
-    "keras_mtl.tasks.metrics",
-}
+#: Modules that import private Keras (`keras.src`): none.
+PRIVATE_KERAS: set[str] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -1,7 +1,7 @@
-"""TensorFlow's `tf.distribute.MirroredStrategy`: plain compile and every
-loss-weighting balancer give the same update on 2 replicas as on one for the
-same global batch, with partially labelled tasks and the non-finite guard
-on; the gradient methods refuse with a clear message. Each replica count
+"""TensorFlow's `tf.distribute.MirroredStrategy`: plain compile and a loss
+weighting of each kind of step give the same update on 2 replicas as on one
+for the same global batch, with partially labelled tasks and the non-finite
+guard on; the gradient methods refuse with a clear message. Each replica count
 runs in its own process: TensorFlow fixes its logical devices when it
 starts."""
 
@@ -26,7 +26,11 @@ pytestmark = [
     ),
 ]
 WORKER = Path(__file__).with_name("mirrored_worker.py")
-LOSS_LEVEL = [k for k, b in balancers.BALANCERS.items() if b.level == "loss"]
+#: Loss weightings of each kind of step: constant weights (ew, fixed),
+#: learned parameters (uw) and a host call with state (dwa). The others
+#: differ from these only in host NumPy, the same for any replica count and
+#: checked for every method in `test_balancer_values`.
+LOSS_LEVEL = ["ew", "fixed", "uw", "dwa"]
 
 
 def _run(counts: list[int], tmp: Path, names: list[str]) -> list[dict]:
@@ -52,6 +56,7 @@ def _run(counts: list[int], tmp: Path, names: list[str]) -> list[dict]:
 
 
 def test_loss_weighting_updates_alike_on_1_and_2_replicas(tmp_path):
+    assert {balancers.BALANCERS[n].level for n in LOSS_LEVEL} == {"loss"}
     names = ["none", "skip", *LOSS_LEVEL, "pcgrad"]
     one, two = _run([1, 2], tmp_path, names)
     for name in ["none", "skip", *LOSS_LEVEL]:

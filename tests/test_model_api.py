@@ -151,6 +151,17 @@ def test_callbacks_history_and_early_stopping(rng, tmp_path):
     assert "binary_auc" in (tmp_path / "log.csv").read_text().splitlines()[0]
 
 
+def test_monitoring_callbacks_in_auto_mode_know_a_task_metric_direction(rng):
+    model = _model()
+    model.compile(optimizer="adam")
+    x, y = _data(rng)
+    up = keras.callbacks.EarlyStopping(monitor="val_binary_accuracy", patience=9)
+    down = keras.callbacks.ReduceLROnPlateau(monitor="binary_loss")
+    model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0, callbacks=[up, down])
+    assert (up.mode, down.mode) == ("max", "min")
+    assert up.monitor_op is keras.ops.greater and down.monitor_op is keras.ops.less
+
+
 def test_save_and_load_keep_everything(rng, tmp_path):
     model = _model()
     model.compile(

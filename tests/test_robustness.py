@@ -12,6 +12,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from backend_cover import cases, once
 
 import keras_mtl
 from keras_mtl.callbacks import Checkpoint, NonFiniteError
@@ -73,7 +74,12 @@ def _fit(model, data, folder, extra=()):
 
 @pytest.mark.parametrize(
     "source,balancer",
-    [("arrays", None), ("arrays", "uw"), ("mixed", "pcgrad"), ("mixed", "dwa")],
+    cases(
+        [("arrays", None), ("arrays", "uw"), ("mixed", "pcgrad"), ("mixed", "dwa")],
+        # A loss-level step with learned state, and a gradient step with a
+        # random draw, each over one kind of data.
+        [("arrays", "uw"), ("mixed", "pcgrad")],
+    ),
 )
 def test_interrupted_run_resumes_bit_identical(tmp_path, source, balancer):
     data = _data() if source == "arrays" else _mixed()
@@ -92,6 +98,10 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, source, balancer):
         assert again.epoch == [0, 1, 2]
 
 
+@once(
+    "early stopping's state is callback state; the backend's part of a resume "
+    "(weights, optimizer and random state) is test_interrupted_run_resumes_bit_identical"
+)
 def test_early_stopped_run_resumes_to_the_same_stop_and_best_weights(tmp_path):
     """Validation labels unrelated to the inputs: early stopping ends the run
     after a few epochs and restores an earlier epoch's weights. Killed in
@@ -309,8 +319,14 @@ def test_safe_loading_refuses_code(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
+@once(
+    "what a SIGKILL adds to an interrupted run (atomic checkpoint files) does "
+    "not depend on the backend"
+)
+def test_killed_run_resumes_to_the_same_weights(tmp_path, capsys):
     from test_cli_commands import _write
+
+    from keras_mtl.cli import main
 
     config = _write(tmp_path)  # 64 training rows, batches of 16
     # No checkpoint_every: the default time-based saves within an epoch,
@@ -321,16 +337,12 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         )
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "keras_mtl.cli", "train", str(config), "--epochs"]
-    cmd += ["6", "--out"]  # 24 steps
+    args = ["train", str(config), "--epochs", "6", "--out"]  # 24 steps
+    cmd = [sys.executable, "-m", "keras_mtl.cli", *args]
 
-    def train(out, *extra):
-        done = subprocess.run(
-            [*cmd, str(out), *extra], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-
-    train(tmp_path / "whole")
+    # The uninterrupted run, and the refusal below, in this process; the run
+    # to kill and its resume in their own.
+    assert main([*args, str(tmp_path / "whole")]) == 0
     cut = tmp_path / "cut"
     folder = cut / "checkpoints" / "multi_task-seed0"
     at = int(np.random.default_rng().integers(2, 20))
@@ -346,11 +358,14 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     proc.wait()
     reached = max(int(p.name[5:15]) for p in Checkpoint(folder).paths())
     assert reached < 24, f"killed too late (step {reached})"
+    capsys.readouterr()
+    # Without --resume: refused, nothing overwritten.
+    assert main([*args, str(cut)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
     done = subprocess.run(
-        [*cmd, str(cut)], env=env, capture_output=True, text=True
-    )  # without --resume: refused, nothing overwritten
-    assert done.returncode == 2 and "pass --resume" in done.stderr
-    train(cut, "--resume")
+        [*cmd, str(cut), "--resume"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
     whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
     resumed = keras.models.load_model(cut / "model.keras")
     for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):

@@ -9,9 +9,15 @@ from keras_mtl.tasks.task import closest
 
 
 def lookup(
-    what: str, name: Any, table: Mapping[str, Callable[..., Any]], **kwargs: Any
+    what: str,
+    name: Any,
+    table: Mapping[str, Callable[..., Any]],
+    kind: type | None = None,
+    /,
+    **kwargs: Any,
 ) -> Any:
-    """Builds `table[name](**kwargs)`, or raises one sentence naming the choices.
+    """Builds `table[name](**kwargs)`, or raises one sentence naming the
+    choices; returns `name` itself when it is already a `kind`.
 
     Example:
     >>> lookup("colour", "red", {"red": dict})
@@ -20,6 +26,8 @@ def lookup(
     Traceback (most recent call last):
     ValueError: Unknown colour 'rde'; expected one of red (did you mean "red"?).
     """
+    if kind is not None and isinstance(name, kind):
+        return name
     if isinstance(name, str) and name in table:
         return table[name](**kwargs)
     raise ValueError(

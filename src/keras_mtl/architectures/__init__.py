@@ -23,12 +23,15 @@ ARCHITECTURES: dict[str, type[Architecture]] = {
 
 def get(architecture: Any, num_tasks: int | None = None, **kwargs: Any) -> Architecture:
     """An architecture by name (`"mmoe"`, `"ple"`, ...) or the given layer."""
-    if isinstance(architecture, Architecture):
-        return architecture
-    if num_tasks is None:
+    if num_tasks is None and not isinstance(architecture, Architecture):
         raise ValueError(f"Architecture {architecture!r} needs num_tasks.")
     return lookup(
-        "architecture", architecture, ARCHITECTURES, num_tasks=num_tasks, **kwargs
+        "architecture",
+        architecture,
+        ARCHITECTURES,
+        Architecture,
+        num_tasks=num_tasks,
+        **kwargs,
     )
 
 

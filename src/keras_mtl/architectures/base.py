@@ -65,6 +65,9 @@ class Architecture(keras.layers.Layer):
 
     #: The registered short name (`keras_mtl.architectures.get(name)`).
     key: str = ""
+    #: The constructor arguments besides `num_tasks`, saved by `get_config`
+    #: from the attributes of the same names.
+    config_keys: tuple[str, ...] = ()
 
     def __init__(self, num_tasks: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -74,5 +77,23 @@ class Architecture(keras.layers.Layer):
             )
         self.num_tasks = int(num_tasks)
 
+    def widths(self, units: Sequence[int], argument: str) -> list[int]:
+        """`units` as ints, checked to name at least one layer width."""
+        if not units:
+            raise ValueError(
+                f"Architecture '{self.key}' needs at least one layer width in "
+                f"{argument}."
+            )
+        return [int(u) for u in units]
+
+    def output_width(self, input_width: int) -> int:
+        """The width of each task's tensor, given the input's."""
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
+        width = self.output_width(input_shape[-1])
+        return [(*input_shape[:-1], width)] * self.num_tasks
+
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "num_tasks": self.num_tasks}
+        own = {key: getattr(self, key) for key in self.config_keys}
+        return {**super().get_config(), "num_tasks": self.num_tasks, **own}

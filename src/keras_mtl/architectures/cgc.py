@@ -111,6 +111,7 @@ class CGC(Architecture):
     """
 
     key = "cgc"
+    config_keys = ("num_shared_experts", "num_task_experts", "expert_units")
 
     def __init__(
         self,
@@ -121,10 +122,6 @@ class CGC(Architecture):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_tasks, **kwargs)
-        if not expert_units:
-            raise ValueError(
-                "CGC needs at least one expert layer width in expert_units."
-            )
         if (
             int(num_shared_experts) < 0
             or int(num_task_experts) < 0
@@ -133,7 +130,7 @@ class CGC(Architecture):
             raise ValueError("CGC needs at least one expert per gate.")
         self.num_shared_experts = int(num_shared_experts)
         self.num_task_experts = int(num_task_experts)
-        self.expert_units = [int(u) for u in expert_units]
+        self.expert_units = self.widths(expert_units, "expert_units")
         self.level = ExpertLevel(
             self,
             "",
@@ -154,13 +151,5 @@ class CGC(Architecture):
     def call(self, x: Tensor) -> list[Tensor]:
         return self.level([x] * self.num_tasks, x)[0]
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], self.expert_units[-1])] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_shared_experts": self.num_shared_experts,
-            "num_task_experts": self.num_task_experts,
-            "expert_units": self.expert_units,
-        }
+    def output_width(self, input_width: int) -> int:
+        return self.expert_units[-1]

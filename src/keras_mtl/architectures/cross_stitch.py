@@ -33,6 +33,7 @@ class CrossStitch(Architecture):
     """
 
     key = "cross_stitch"
+    config_keys = ("units", "self_weight")
 
     def __init__(
         self,
@@ -42,13 +43,11 @@ class CrossStitch(Architecture):
         **kwargs: Any,
     ) -> None:
         super().__init__(num_tasks, **kwargs)
-        if not units:
-            raise ValueError("CrossStitch needs at least one layer width in units.")
         if not 0 <= self_weight <= 1:
             raise ValueError(
                 f"CrossStitch: self_weight must be in [0, 1], got {self_weight}."
             )
-        self.units = [int(u) for u in units]
+        self.units = self.widths(units, "units")
         self.self_weight = float(self_weight)
         columns = [
             [
@@ -83,12 +82,5 @@ class CrossStitch(Architecture):
             h = [mixed[t] for t in range(self.num_tasks)]
         return h
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], self.units[-1])] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "self_weight": self.self_weight,
-        }
+    def output_width(self, input_width: int) -> int:
+        return self.units[-1]

@@ -57,6 +57,7 @@ class DSelectK(Architecture):
     """
 
     key = "dselect_k"
+    config_keys = ("num_experts", "k", "expert_units", "gamma", "entropy")
 
     def __init__(
         self,
@@ -74,10 +75,10 @@ class DSelectK(Architecture):
                 f"DSelectK needs num_experts >= 2 and 1 <= k <= num_experts, got "
                 f"num_experts={num_experts}, k={k}."
             )
-        if not expert_units or gamma <= 0 or entropy < 0:
-            raise ValueError("DSelectK needs expert_units, gamma > 0 and entropy >= 0.")
+        if gamma <= 0 or entropy < 0:
+            raise ValueError("DSelectK needs gamma > 0 and entropy >= 0.")
         self.num_experts, self.k = int(num_experts), int(k)
-        self.expert_units = [int(u) for u in expert_units]
+        self.expert_units = self.widths(expert_units, "expert_units")
         self.gamma, self.entropy = float(gamma), float(entropy)
         self.bits = max(1, math.ceil(math.log2(self.num_experts)))
         codes = (np.arange(self.num_experts)[:, None] >> np.arange(self.bits)) & 1
@@ -131,15 +132,5 @@ class DSelectK(Architecture):
                 )
         return [mix(experts, gate) for gate in self.gates(x)]
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], self.expert_units[-1])] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_experts": self.num_experts,
-            "k": self.k,
-            "expert_units": self.expert_units,
-            "gamma": self.gamma,
-            "entropy": self.entropy,
-        }
+    def output_width(self, input_width: int) -> int:
+        return self.expert_units[-1]

@@ -35,6 +35,7 @@ class ESMM(Architecture):
     """
 
     key = "esmm"
+    config_keys = ("units",)
     #: The outputs are the tasks' probabilities: no task heads on top.
     produces_outputs = True
 
@@ -69,8 +70,5 @@ class ESMM(Architecture):
         ctr = ops.sigmoid(run(self.ctr_tower, x))
         return [ctr, ctr * self.cvr(x)]
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], 1)] * 2
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "units": self.units}
+    def output_width(self, input_width: int) -> int:
+        return 1

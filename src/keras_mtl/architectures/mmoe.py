@@ -47,6 +47,7 @@ class MMoE(Architecture):
     """
 
     key = "mmoe"
+    config_keys = ("num_experts", "expert_units")
 
     def __init__(
         self,
@@ -59,11 +60,7 @@ class MMoE(Architecture):
         if int(num_experts) < 1:
             raise ValueError(f"MMoE needs num_experts >= 1, got {num_experts}.")
         self.num_experts = int(num_experts)
-        self.expert_units = [int(u) for u in expert_units]
-        if not self.expert_units:
-            raise ValueError(
-                "MMoE needs at least one expert layer width in expert_units."
-            )
+        self.expert_units = self.widths(expert_units, "expert_units")
         experts = [
             mlp(self.expert_units, f"expert_{e}") for e in range(self.num_experts)
         ]
@@ -87,12 +84,5 @@ class MMoE(Architecture):
         experts = [run(e, x) for e in self.experts]
         return [mix(experts, gate) for gate in self.gates(x)]
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], self.expert_units[-1])] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_experts": self.num_experts,
-            "expert_units": self.expert_units,
-        }
+    def output_width(self, input_width: int) -> int:
+        return self.expert_units[-1]

@@ -33,14 +33,13 @@ class MTAN(Architecture):
     """
 
     key = "mtan"
+    config_keys = ("units",)
 
     def __init__(
         self, num_tasks: int, units: Sequence[int] = (64, 32), **kwargs: Any
     ) -> None:
         super().__init__(num_tasks, **kwargs)
-        if not units:
-            raise ValueError("MTAN needs at least one level width in units.")
-        self.units = [int(u) for u in units]
+        self.units = self.widths(units, "units")
         self.shared = [
             keras.layers.Dense(u, activation="relu", name=f"shared_{i}")
             for i, u in enumerate(self.units)
@@ -85,8 +84,5 @@ class MTAN(Architecture):
                 own[t] = self.task_layers[t][i](mask * shared)
         return own
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], self.units[-1])] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "units": self.units}
+    def output_width(self, input_width: int) -> int:
+        return self.units[-1]

@@ -34,6 +34,12 @@ class PLE(Architecture):
     """
 
     key = "ple"
+    config_keys = (
+        "num_levels",
+        "num_shared_experts",
+        "num_task_experts",
+        "expert_units",
+    )
 
     def __init__(
         self,
@@ -47,14 +53,10 @@ class PLE(Architecture):
         super().__init__(num_tasks, **kwargs)
         if int(num_levels) < 1:
             raise ValueError(f"PLE needs num_levels >= 1, got {num_levels}.")
-        if not expert_units:
-            raise ValueError(
-                "PLE needs at least one expert layer width in expert_units."
-            )
         self.num_levels = int(num_levels)
         self.num_shared_experts = int(num_shared_experts)
         self.num_task_experts = int(num_task_experts)
-        self.expert_units = [int(u) for u in expert_units]
+        self.expert_units = self.widths(expert_units, "expert_units")
         self.levels = [
             ExpertLevel(
                 self,
@@ -80,14 +82,5 @@ class PLE(Architecture):
             task_inputs, shared, _ = level(task_inputs, shared)
         return task_inputs
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        return [(*input_shape[:-1], self.expert_units[-1])] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "num_levels": self.num_levels,
-            "num_shared_experts": self.num_shared_experts,
-            "num_task_experts": self.num_task_experts,
-            "expert_units": self.expert_units,
-        }
+    def output_width(self, input_width: int) -> int:
+        return self.expert_units[-1]

@@ -27,6 +27,7 @@ class SharedBottom(Architecture):
     """
 
     key = "shared_bottom"
+    config_keys = ("units",)
 
     def __init__(
         self, num_tasks: int, units: Sequence[int] = (64,), **kwargs: Any
@@ -42,9 +43,5 @@ class SharedBottom(Architecture):
         shared = run(self.bottom, x)
         return [shared] * self.num_tasks
 
-    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
-        width = self.units[-1] if self.units else input_shape[-1]
-        return [(*input_shape[:-1], width)] * self.num_tasks
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "units": self.units}
+    def output_width(self, input_width: int) -> int:
+        return self.units[-1] if self.units else input_width

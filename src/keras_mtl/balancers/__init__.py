@@ -84,12 +84,10 @@ def get(balancer: Any, **params: Any) -> Balancer:
     >>> get("upgrad")
     UPGrad(norm_eps=0.0, reg_eps=0.0001)
     """
-    if isinstance(balancer, Balancer):
-        return balancer
     if isinstance(balancer, dict):
         return get(balancer["name"], **balancer.get("config", {}))
     try:
-        return lookup("balancer", balancer, BALANCERS, **params)
+        return lookup("balancer", balancer, BALANCERS, Balancer, **params)
     except TypeError as error:
         raise ValueError(f"Balancer {balancer!r}: {error}.") from None
 

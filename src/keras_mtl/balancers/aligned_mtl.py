@@ -36,7 +36,7 @@ class AlignedMTL(GramianWeighting):
 
     scale: str = "min"
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(
                 f"AlignedMTL: scale must be one of {', '.join(SCALES)}, "

@@ -154,8 +154,28 @@ class Balancer:
             for f in dataclasses.fields(self)
         }
 
+    def __post_init__(self) -> None:
+        """Gives each `int` and `float` field its declared type (one sentence
+        for a value that is not a number), then runs `check`."""
+        for f in dataclasses.fields(self):
+            kind = _NUMBERS.get(str(f.type))
+            if kind is None:
+                continue
+            value = getattr(self, f.name)
+            try:
+                number = kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{type(self).__name__}: {f.name} must be a number, got {value!r}."
+                ) from None
+            self._set(**{f.name: number})
+        self.check()
+
+    def check(self) -> None:
+        """Raises one sentence for a hyperparameter out of its range."""
+
     def _set(self, **values: Any) -> None:
-        """Normalises fields in `__post_init__` (the dataclass is frozen)."""
+        """Sets fields of the frozen dataclass (in `__init__`/`__post_init__`)."""
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
@@ -164,6 +184,9 @@ class Balancer:
     ) -> Array:
         state = self.init(k, dim) if state is None else state
         return self.update(inputs, state, context(self.seed))[0]
+
+
+_NUMBERS: dict[str, type] = {"int": int, "float": float}
 
 
 def _plain(value: Any) -> Any:
@@ -208,10 +231,9 @@ class GramianWeighting(Balancer):
     ) -> Array:
         """Task weights for a Jacobian (tasks x parameters), from `state`
         (default: the initial one)."""
-        jacobian = np.asarray(jacobian, dtype=np.float64)
-        k = jacobian.shape[0]
-        losses = np.ones(k) if losses is None else np.asarray(losses, np.float64)
-        return self._run(Inputs(losses, gramian=jacobian @ jacobian.T), state, k)
+        jacobian, losses = _as_arrays(jacobian, losses)
+        inputs = Inputs(losses, gramian=jacobian @ jacobian.T)
+        return self._run(inputs, state, len(losses))
 
     def aggregate(
         self, jacobian: Any, losses: Any = None, state: NamedTuple | None = None
@@ -238,10 +260,17 @@ class JacobianAggregator(Balancer):
     ) -> Array:
         """The update for a Jacobian (tasks x parameters), from `state`
         (default: the initial one)."""
-        jacobian = np.asarray(jacobian, dtype=np.float64)
-        k, n = jacobian.shape
-        losses = np.ones(k) if losses is None else np.asarray(losses, np.float64)
-        return self._run(Inputs(losses, jacobian=jacobian), state, k, n)
+        jacobian, losses = _as_arrays(jacobian, losses)
+        inputs = Inputs(losses, jacobian=jacobian)
+        return self._run(inputs, state, *jacobian.shape)
+
+
+def _as_arrays(jacobian: Any, losses: Any) -> tuple[Array, Array]:
+    """A Jacobian (tasks x parameters) and its losses (default: ones) as floats."""
+    jacobian = np.asarray(jacobian, dtype=np.float64)
+    if losses is None:
+        return jacobian, np.ones(len(jacobian))
+    return jacobian, np.asarray(losses, np.float64)
 
 
 def check_positive(owner: Balancer, **values: float) -> None:

@@ -50,14 +50,11 @@ class CAGrad(GramianWeighting):
     rescale: int = 1
     norm_eps: float = 1e-4
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_at_least(self, 0.0, c=self.c)
         if self.rescale not in RESCALES:
             raise ValueError(f"CAGrad: rescale must be 0, 1 or 2, got {self.rescale}.")
         check_positive(self, norm_eps=self.norm_eps)
-        self._set(
-            c=float(self.c), rescale=int(self.rescale), norm_eps=float(self.norm_eps)
-        )
 
     def update(
         self, inputs: Inputs, state: NamedTuple, ctx: Context

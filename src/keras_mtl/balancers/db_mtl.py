@@ -49,10 +49,9 @@ class DBMTL(JacobianAggregator):
     beta: float = 0.9
     beta_sigma: float = 0.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_unit(self, beta=self.beta)
         check_at_least(self, 0.0, beta_sigma=self.beta_sigma)
-        self._set(beta=float(self.beta), beta_sigma=float(self.beta_sigma))
 
     def init(self, num_tasks: int, dim: int = 0) -> DBMTLState:
         return DBMTLState(np.zeros((num_tasks, dim)), np.asarray(0.0))

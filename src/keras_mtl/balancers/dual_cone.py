@@ -38,10 +38,9 @@ class DualConeWeighting(GramianWeighting):
     norm_eps: float = 0.0
     reg_eps: float = 1e-4
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, reg_eps=self.reg_eps)
         check_at_least(self, 0.0, norm_eps=self.norm_eps)
-        self._set(norm_eps=float(self.norm_eps), reg_eps=float(self.reg_eps))
 
     def conditioned(self, gramian: Array) -> Array:
         """G / trace(G) + reg_eps I (zero G below `norm_eps`)."""

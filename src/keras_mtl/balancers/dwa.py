@@ -45,9 +45,8 @@ class DWA(LossWeighting):
 
     temperature: float = 2.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, temperature=self.temperature)
-        self._set(temperature=float(self.temperature))
 
     def init(self, num_tasks: int, dim: int = 0) -> DWAState:
         z = np.zeros(num_tasks)

@@ -41,9 +41,8 @@ class FairGrad(GramianWeighting):
 
     alpha: float = 1.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, alpha=self.alpha)
-        self._set(alpha=float(self.alpha))
 
     def update(
         self, inputs: Inputs, state: NamedTuple, ctx: Context

@@ -52,14 +52,9 @@ class FAMO(LossWeighting):
     weight_decay: float = 1e-3
     eps: float = 1e-8
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, lr=self.lr, eps=self.eps)
         check_at_least(self, 0.0, weight_decay=self.weight_decay)
-        self._set(
-            lr=float(self.lr),
-            weight_decay=float(self.weight_decay),
-            eps=float(self.eps),
-        )
 
     def init(self, num_tasks: int, dim: int = 0) -> FAMOState:
         z = np.zeros(num_tasks)

@@ -38,9 +38,8 @@ class GLS(LossWeighting):
 
     eps: float = 1e-12
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, eps=self.eps)
-        self._set(eps=float(self.eps))
 
     def update(
         self, inputs: Inputs, state: NamedTuple, ctx: Context

@@ -40,9 +40,8 @@ class GradDrop(JacobianAggregator):
     leak: float = 0.0
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_unit(self, leak=self.leak)
-        self._set(leak=float(self.leak), seed=int(self.seed))
 
     def update(
         self, inputs: Inputs, state: NamedTuple, ctx: Context

@@ -51,10 +51,9 @@ class GradNorm(GramianWeighting):
     alpha: float = 1.5
     lr: float = 0.025
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, lr=self.lr)
         check_at_least(self, 0.0, alpha=self.alpha)
-        self._set(alpha=float(self.alpha), lr=float(self.lr))
 
     def init(self, num_tasks: int, dim: int = 0) -> GradNormState:
         z = np.zeros(num_tasks)

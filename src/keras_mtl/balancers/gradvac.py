@@ -48,10 +48,9 @@ class GradVac(GramianWeighting):
     eps: float = 1e-8
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_unit(self, beta=self.beta)
         check_at_least(self, 0.0, eps=self.eps)
-        self._set(beta=float(self.beta), eps=float(self.eps), seed=int(self.seed))
 
     def init(self, num_tasks: int, dim: int = 0) -> GradVacState:
         return GradVacState(np.zeros((num_tasks, num_tasks)))

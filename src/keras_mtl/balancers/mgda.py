@@ -41,7 +41,7 @@ class MGDA(GramianWeighting):
 
     normalization: str = "none"
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
                 f"MGDA: normalization must be one of {', '.join(NORMALIZATIONS)}, "

@@ -57,7 +57,7 @@ class MoCo(JacobianAggregator):
     gamma_sigma: float = 0.5
     rho: float = 0.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, beta=self.beta, gamma=self.gamma)
         check_at_least(
             self,
@@ -65,13 +65,6 @@ class MoCo(JacobianAggregator):
             beta_sigma=self.beta_sigma,
             gamma_sigma=self.gamma_sigma,
             rho=self.rho,
-        )
-        self._set(
-            beta=float(self.beta),
-            beta_sigma=float(self.beta_sigma),
-            gamma=float(self.gamma),
-            gamma_sigma=float(self.gamma_sigma),
-            rho=float(self.rho),
         )
 
     def init(self, num_tasks: int, dim: int = 0) -> MoCoState:

@@ -41,9 +41,8 @@ class NashMTL(GramianWeighting):
 
     max_norm: float = 1.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_at_least(self, 0.0, max_norm=self.max_norm)
-        self._set(max_norm=float(self.max_norm))
 
     def _alpha(self, gramian: Array) -> Array:
         frobenius = float(np.linalg.norm(gramian))

@@ -33,9 +33,6 @@ class PCGrad(GramianWeighting):
 
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        self._set(seed=int(self.seed))
-
     def update(
         self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:

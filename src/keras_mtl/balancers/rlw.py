@@ -31,9 +31,6 @@ class RLW(LossWeighting):
 
     seed: int = 0
 
-    def __post_init__(self) -> None:
-        self._set(seed=int(self.seed))
-
     def update(
         self, inputs: Inputs, state: NamedTuple, ctx: Context
     ) -> tuple[Array, NamedTuple]:

@@ -51,14 +51,9 @@ class STCH(LossWeighting):
     warmup_epochs: int = 4
     eps: float = 1e-20
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         check_positive(self, mu=self.mu, eps=self.eps)
-        check_at_least(self, 0, warmup_epochs=int(self.warmup_epochs))
-        self._set(
-            mu=float(self.mu),
-            warmup_epochs=int(self.warmup_epochs),
-            eps=float(self.eps),
-        )
+        check_at_least(self, 0, warmup_epochs=self.warmup_epochs)
 
     def init(self, num_tasks: int, dim: int = 0) -> STCHState:
         z = np.zeros(num_tasks)

@@ -32,9 +32,7 @@ def get(encoder: str | keras.layers.Layer, **kwargs: Any) -> keras.layers.Layer:
     """Returns an encoder layer by name (`"ngrams"`, `"lstm"`, `"gru"`,
     `"conv1d"`, `"transformer"`, `"conv2d"`, `"mlp"`, `"layers"`) with
     `kwargs`, or the given layer itself."""
-    if isinstance(encoder, keras.layers.Layer):
-        return encoder
-    return lookup("encoder", encoder, ENCODERS, **kwargs)
+    return lookup("encoder", encoder, ENCODERS, keras.layers.Layer, **kwargs)
 
 
 __all__ = [

@@ -24,9 +24,7 @@ def get(fusion: str | Fusion, **kwargs: Any) -> Fusion:
     >>> type(get("pair")).__name__
     'PairFeatures'
     """
-    if isinstance(fusion, Fusion):
-        return fusion
-    return lookup("fusion", fusion, FUSIONS, **kwargs)
+    return lookup("fusion", fusion, FUSIONS, Fusion, **kwargs)
 
 
 __all__ = [

@@ -57,9 +57,28 @@ def training_callbacks(
         # the progress bar) see the logs.
         callbacks.insert(0, callbacks_module.NonFiniteGuard(mode, checkpoint))
     callbacks.insert(0, callbacks_module.LabelGuard())
+    resolve_monitor_modes(model, callbacks)
     if getattr(model, "_balancing", None) is not None:
         callbacks.append(EpochCounter(model.balancer_state))
     return callbacks, epochs, checkpoint
+
+
+def resolve_monitor_modes(model: Any, callbacks: list[Any]) -> None:
+    """Gives Keras's monitoring callbacks (`EarlyStopping`, `ModelCheckpoint`,
+    `ReduceLROnPlateau`) in `mode="auto"` the direction of a task's metric
+    they watch (`val_<task>_accuracy`: up, `<task>_loss`: down). Keras
+    finds a direction only among its own compiled metrics."""
+    metrics = getattr(model, "_compile_metrics", None)
+    if not hasattr(metrics, "directions"):
+        return
+    directions = metrics.directions()
+    for callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if getattr(callback, "mode", None) != "auto" or not isinstance(monitor, str):
+            continue
+        direction = directions.get(monitor.removeprefix("val_"))
+        if direction is not None:
+            callback.mode = "max" if direction == "up" else "min"
 
 
 class EpochCounter(keras.callbacks.Callback):

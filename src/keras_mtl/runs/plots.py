@@ -17,6 +17,23 @@ def _pyplot() -> Any:
     return plt
 
 
+def _lines(axis: Any, series: dict[str, list[float]], ylabel: str, title: str) -> None:
+    """One line per series, over epochs 1, 2, ..."""
+    for label, values in series.items():
+        axis.plot(np.arange(1, len(values) + 1), values, label=label)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend()
+
+
+def _save(plt: Any, figure: Any, path: Path) -> bool:
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return True
+
+
 def _first_multi(result: dict[str, Any]) -> dict[str, Any] | None:
     return next((r for r in result.get("runs", []) if r["model"] == "multi_task"), None)
 
@@ -35,18 +52,11 @@ def learning_curves(history: dict[str, list[float]], path: Path) -> bool:
         1, len(tasks), figsize=(4 * len(tasks), 3), squeeze=False
     )
     for axis, task in zip(axes[0], tasks, strict=True):
-        epochs = np.arange(1, len(history[f"{task}_loss"]) + 1)
-        axis.plot(epochs, history[f"{task}_loss"], label="train")
+        series = {"train": history[f"{task}_loss"]}
         if f"val_{task}_loss" in history:
-            axis.plot(epochs, history[f"val_{task}_loss"], label="validation")
-        axis.set_title(task)
-        axis.set_xlabel("epoch")
-        axis.set_ylabel("loss")
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return True
+            series["validation"] = history[f"val_{task}_loss"]
+        _lines(axis, series, "loss", task)
+    return _save(plt, figure, path)
 
 
 def task_weights(history: dict[str, list[float]], path: Path) -> bool:
@@ -56,16 +66,8 @@ def task_weights(history: dict[str, list[float]], path: Path) -> bool:
         return False
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5, 3))
-    for key in keys:
-        axis.plot(np.arange(1, len(history[key]) + 1), history[key], label=key[7:])
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("weight")
-    axis.set_title("task weights")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return True
+    _lines(axis, {key[7:]: history[key] for key in keys}, "weight", "task weights")
+    return _save(plt, figure, path)
 
 
 def cosine_matrix(history: dict[str, list[float]], path: Path) -> bool:
@@ -93,10 +95,7 @@ def cosine_matrix(history: dict[str, list[float]], path: Path) -> bool:
             axis.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center")
     figure.colorbar(image)
     axis.set_title("gradient cosine (last step)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return True
+    return _save(plt, figure, path)
 
 
 def save_all(result: dict[str, Any], out: Path) -> list[str]:

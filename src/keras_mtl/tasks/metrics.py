@@ -12,12 +12,6 @@ from typing import Any
 
 import keras
 
-# Keras's callbacks (EarlyStopping, ModelCheckpoint with mode="auto") look up
-# a monitored metric's direction only inside this container class, so ours
-# derives from it to make `monitor="val_<task>_accuracy"` work as for Keras's
-# own compiled metrics.
-from keras.src.trainers.compile_utils import MetricsList
-
 from keras_mtl.tasks.masking import faults, update_metric
 from keras_mtl.tasks.task import Task
 
@@ -216,7 +210,7 @@ class LabelFault(keras.metrics.Metric):
             v.assign(0.0)
 
 
-class TaskMetrics(MetricsList):
+class TaskMetrics(keras.metrics.Metric):
     """Holds each task's loss tracker and metrics; reports them as one dict.
 
     Args:
@@ -255,7 +249,8 @@ class TaskMetrics(MetricsList):
             + flag
             + [self_check, penalty]
         )
-        super().__init__(flat, name=name)
+        super().__init__(name=name)
+        self.metrics = flat
         self.balance_metrics = balance
         self.step_flag = flag[0] if flag else None
         self.label_fault = self_check
@@ -281,6 +276,15 @@ class TaskMetrics(MetricsList):
     @property
     def variables(self) -> list[Any]:
         return [v for metric in self.metrics for v in metric.variables]
+
+    def reset_state(self) -> None:
+        for metric in self.metrics:
+            metric.reset_state()
+
+    def directions(self) -> dict[str, str]:
+        """Each metric's direction by name: `"up"` (accuracy, AUC, ...) or
+        `"down"` (losses, errors), where Keras's metric declares one."""
+        return {m.name: m._direction for m in self.metrics if hasattr(m, "_direction")}
 
     def update_losses(self, losses: Sequence[Any], counts: Sequence[Any]) -> None:
         """Adds each task's batch loss, weighted by its labelled count. In a
