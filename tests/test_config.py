@@ -166,6 +166,13 @@ def test_seed_example_builds_the_seed():
             '(did you mean "tweet_pairs"?)',
         ),
         (('name = "tiny"', "name = tiny"), "<string>: not valid TOML"),
+        (
+            # Found by the CLI fuzzer: byte ids fed to a sequence encoder as
+            # floats ended in a TypeError inside Keras.
+            ("shape = [5]\n[inputs.b]", 'encoding = "bytes"\n[inputs.b]'),
+            "[encoder].symbols is missing: input 'a' holds token ids, which a gru "
+            'encoder reads with symbols = "embedding"',
+        ),
     ],
 )
 def test_config_errors(change, message):
@@ -203,6 +210,7 @@ length = LENGTH
 [encoder]
 name = "gru"
 units = UNITS
+symbols = "embedding"
 [[tasks]]
 name = "t"
 weight = WEIGHT

@@ -30,6 +30,7 @@ from keras_mtl.config.schema import (
 )
 from keras_mtl.data import DATA_KEYS, SOURCE_KEYS, SOURCES
 from keras_mtl.data.buckets import bucket_problem
+from keras_mtl.encoders.base import SequenceEncoder
 from keras_mtl.tasks.task import KINDS, Task, closest
 
 Config = Any  # keras_mtl.config.Config: the object being checked
@@ -206,8 +207,22 @@ def _inputs(config: Config, inputs: Any, tabular: bool) -> None:
 def _encoder(config: Config, encoder: Any) -> None:
     if not isinstance(encoder, dict) or "name" not in encoder:
         raise config.error("[encoder]", 'must name the encoder (name = "lstm", ...).')
-    if encoder["name"] != "tabular":
-        named(config, encoder, "[encoder]", encoders.ENCODERS, "encoder")
+    if encoder["name"] == "tabular":
+        return
+    named(config, encoder, "[encoder]", encoders.ENCODERS, "encoder")
+    sequence = issubclass(encoders.ENCODERS[encoder["name"]], SequenceEncoder)
+    if sequence and encoder.get("symbols") is None:
+        inputs = config.data["inputs"]
+        ids = config.byte_inputs() + [
+            n for n, t in inputs.items() if t.get("encoding") == "words"
+        ]
+        if ids:
+            raise config.error(
+                "[encoder].symbols",
+                f"is missing: input {ids[0]!r} holds token ids, which a "
+                f'{encoder["name"]} encoder reads with symbols = "embedding" (a '
+                'learned embedding) or "onehot" (byte ids), not as float sequences.',
+            )
 
 
 def _tasks(config: Config, tasks: Any, inputs: dict[str, Any]) -> None:
