@@ -25,9 +25,10 @@ pytestmark = [
     ),
 ]
 WORKER = Path(__file__).with_name("distribution_worker.py")
-#: On 4 devices and the 2 x 2 mesh: a method of each level, with and without
-#: state, learned parameters and host solvers.
-SUBSET = "ew,uw,famo,pcgrad,mgda,nash_mtl,upgrad,gradvac"
+#: On 4 devices and the 2 x 2 mesh: a method of each level (loss, Gramian,
+#: Jacobian), with learned parameters, a random draw, a host solver and
+#: state.
+SUBSET = "ew,uw,pcgrad,upgrad,nash_mtl,moco"
 #: On 1 and 2 devices: those and one method of every kind of step
 #: (`backend_cover.STEP_KINDS`). The methods' own arithmetic is NumPy on the
 #: host, the same for every device count (and checked for every method in

@@ -45,6 +45,10 @@ def test_tweeteval_example_mixes_four_data_sets(data_dir, monkeypatch):
         [~np.isnan(y[t]) if t != "emotion" else y[t] >= 0 for t in y], axis=1
     )
     np.testing.assert_array_equal(labelled.sum(axis=1), 1)  # one task per tweet
+    # The model's and each baseline's epoch keep [training] steps_per_epoch.
+    names = [t.name for t in config.tasks]
+    for tasks in (names, names[:1]):
+        assert len(runner._training_data(data, tasks, config)) == 4
     result = runner.run(config, log=lambda m: None, data=data)
     scores = result["summary"]["multi_task"]["test"]
     assert set(scores) == {"emotion", "hate", "irony", "offensive"}
