@@ -48,7 +48,7 @@ def test_tweeteval_example_mixes_four_data_sets(data_dir, monkeypatch):
     # The model's and each baseline's epoch keep [training] steps_per_epoch.
     names = [t.name for t in config.tasks]
     for tasks in (names, names[:1]):
-        assert len(runner._training_data(data, tasks, config)) == 4
+        assert len(runner._training_data(data, tasks)) == 4
     result = runner.run(config, log=lambda m: None, data=data)
     scores = result["summary"]["multi_task"]["test"]
     assert set(scores) == {"emotion", "hate", "irony", "offensive"}

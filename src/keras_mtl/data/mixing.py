@@ -103,12 +103,25 @@ class MixedBatches(keras.utils.PyDataset):
         self.p = probabilities(
             [len(s) for s in self.sources], self.sampling, self.temperature
         )
-        total = sum(len(s) for s in self.sources)
-        if self.steps is None:
-            self.steps = max(1, math.ceil(total / self.batch_size))
 
     def __len__(self) -> int:
-        return int(self.steps)
+        if self.steps is not None:
+            return int(self.steps)
+        total = sum(len(s) for s in self.sources)
+        return max(1, math.ceil(total / self.batch_size))
+
+    def only(self, tasks: list[str]) -> MixedBatches:
+        """The batches of `tasks` alone: the sources that label one of them,
+        drawn with the same sampling, seed and `steps`."""
+        return MixedBatches(
+            [s for s in self.sources if any(t in s.y for t in tasks)],
+            [t for t in self.tasks if t.name in tasks],
+            self.batch_size,
+            self.sampling,
+            self.temperature,
+            self.steps,
+            self.seed,
+        )
 
     def __getitem__(self, index: int) -> tuple[dict, dict]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -144,6 +157,6 @@ class MixedBatches(keras.utils.PyDataset):
             for s, p in zip(self.sources, self.p, strict=True)
         )
         return (
-            f"{self.steps} batches of {self.batch_size} per epoch, {self.sampling} "
+            f"{len(self)} batches of {self.batch_size} per epoch, {self.sampling} "
             f"sampling: {parts}."
         )

@@ -69,25 +69,11 @@ def _single_task_config(config: Config, task: str) -> Config:
     return _subset_config(config, [task], balanced=False)
 
 
-def _training_data(data: data_module.Data, tasks: list[str], config: Config) -> Any:
-    """The training data of `tasks`; mixed sources keep `[training]
-    steps_per_epoch` (else their epoch is recounted from their samples)."""
-    from keras_mtl.data.streaming import ShardStream, TableStream
-
-    if isinstance(data.train, (TableStream, ShardStream)):
+def _training_data(data: data_module.Data, tasks: list[str]) -> Any:
+    """The training data of `tasks`: a stream's or mixed sources' own
+    `only(tasks)`, or the arrays with those tasks' labels."""
+    if hasattr(data.train, "only"):
         return data.train.only(tasks)
-    if isinstance(data.train, data_module.MixedBatches):
-        batches = data.train
-        sources = [s for s in batches.sources if any(t in s.y for t in tasks)]
-        return data_module.MixedBatches(
-            sources,
-            [t for t in batches.tasks if t.name in tasks],
-            batches.batch_size,
-            batches.sampling,
-            batches.temperature,
-            config.training().get("steps_per_epoch"),
-            batches.seed,
-        )
     return data.train.x, {t: data.train.y[t] for t in tasks}
 
 
@@ -122,7 +108,7 @@ def train_once(
     }
     model.compile(**config.compile_kwargs())
     names = model.task_names
-    train = _training_data(data, names, config)
+    train = _training_data(data, names)
     fit_args: dict[str, Any] = {
         "epochs": training.get("epochs"),
         "early_stopping": training.get("early_stopping"),
@@ -379,7 +365,7 @@ def affinity(
     names = [t["name"] for t in config.data["tasks"]]
     if len(names) < 2:
         raise config.error("[[tasks]]", "lists one task: affinity needs two or more.")
-    train = _training_data(data, names, config)
+    train = _training_data(data, names)
     if not isinstance(train, tuple | data_module.MixedBatches):
         raise config.error(
             "[data]", "streams its training data: affinity needs it in memory."
