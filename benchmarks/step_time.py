@@ -2,12 +2,28 @@
 
 For each backend (one process each) and each model, times training steps of
 equal weighting (Keras's own step) and of every method, in the same process,
-interleaved, and prints each method's step time divided by EW's. Models: the
-seed (two tweets of 280 byte ids, a shared LSTM(64), 2 tasks) and the same
-encoder with 10 heads. Batch 64.
+interleaved, and prints each method's step time divided by EW's. Batch 64.
+Models (`--model`, comma-separated):
 
-    python benchmarks/step_time.py [--backends jax,tensorflow,torch]
-        [--methods ew,pcgrad,...] [--steps 10] [--tasks 2,10]
+* `lstm`: two tweets of 280 byte ids through one shared `LSTMEncoder(64)`
+  (one-hot symbols: the seed's weights), concatenated; 2 or 10 sigmoid heads;
+* `seed`: the seed's own model as its user writes it (`presets.seed_case1()`:
+  Keras's `LSTM` layer over float one-hot input of (280, 256)); 2 tasks;
+* `conv`: a user's own Keras trunk, `Sequential([Conv2D(16), MaxPool,
+  Conv2D(32), MaxPool, Flatten, Dense(64)])` on 28x28x1; 3 or 10 softmax
+  heads of 10 classes;
+* `transformer`: the TweetEval Transformer (`TransformerEncoder(64, heads=4,
+  ff_dim=128)` over a 32-wide byte embedding, 160 bytes); its 4 tasks
+  (emotion's 4 classes, hate, irony, offensive);
+* `mlp`: `MLPEncoder((256, 128))` on 128 features; 2 or 10 sigmoid heads.
+
+With `--memory` (JAX), also each step's peak working memory: the temporary
+buffers XLA assigns to the compiled step (variables and batch excluded).
+With `--anchor`, `benchmarks/anchor_torchjd.py` times the same models in
+native PyTorch with torchjd in the same invocation, after the backends.
+
+    python benchmarks/step_time.py [--model lstm,conv,...] [--backends jax,...]
+        [--methods ew,pcgrad,...] [--steps 10] [--tasks 2,10] [--memory] [--anchor]
 """
 
 from __future__ import annotations
@@ -18,31 +34,92 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 WORKER = r"""
 import json, sys, time
 import numpy as np
 import keras
-from keras_mtl import Task, build_model, balancers
-from keras_mtl.encoders import LSTMEncoder
+from keras import layers
+from keras_mtl import Task, build_model, balancers, presets
+from keras_mtl.encoders import LSTMEncoder, TransformerEncoder, MLPEncoder
 
-methods, tasks_list, steps, length, modes = json.loads(sys.argv[1])
-rng = np.random.default_rng(0)
+model_name, methods, tasks_list, steps, length, modes, memory = json.loads(sys.argv[1])
 batch = 64
+TWEETEVAL = [Task("emotion", "multiclass", num_classes=4), Task("hate"),
+             Task("irony"), Task("offensive")]
+
+
+def conv_trunk():
+    # The user's own Keras layers, as they would write them.
+    return keras.Sequential([
+        layers.Conv2D(16, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Conv2D(32, 3, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dense(64, activation="relu")], name="trunk")
+
 
 def model_for(num_tasks):
-    inputs = {n: keras.Input((length,), dtype="uint8", name=n) for n in ("tweet_a", "tweet_b")}
-    names = ["a_negative", "same_sentiment"] if num_tasks == 2 else [f"task_{i}" for i in range(num_tasks)]
-    return build_model(inputs, LSTMEncoder(64, symbols="onehot", name="shared_lstm"),
-                       [Task(n) for n in names], fusion="concatenate"), names
+    names = [f"task_{i}" for i in range(num_tasks)]
+    if model_name == "seed":
+        names = ["a_negative", "same_sentiment"]
+        return presets.seed_case1(tasks=names, length=length), names, "onehot"
+    if model_name == "lstm":
+        if num_tasks == 2:
+            names = ["a_negative", "same_sentiment"]
+        inputs = {n: keras.Input((length,), dtype="uint8", name=n) for n in ("tweet_a", "tweet_b")}
+        encoder = LSTMEncoder(64, symbols="onehot", name="shared_lstm")
+        return build_model(inputs, encoder, [Task(n) for n in names]), names, "bytes"
+    if model_name == "conv":
+        inputs = {"image": keras.Input((28, 28, 1), name="image")}
+        tasks = [Task(n, "multiclass", num_classes=10) for n in names]
+        return build_model(inputs, conv_trunk(), tasks), names, "image"
+    if model_name == "transformer":
+        tasks = TWEETEVAL if num_tasks == 4 else [Task(n) for n in names]
+        inputs = {"text": keras.Input((length,), dtype="uint8", name="text")}
+        encoder = TransformerEncoder(64, heads=4, ff_dim=128, max_length=length,
+                                     symbols="embedding", embedding_dim=32)
+        return build_model(inputs, encoder, tasks), [t.name for t in tasks], "bytes"
+    if model_name == "mlp":
+        inputs = {"features": keras.Input((128,), name="features")}
+        return build_model(inputs, MLPEncoder((256, 128)), [Task(n) for n in names]), names, "features"
+    raise SystemExit(f"unknown model {model_name!r}")
+
+
+def batch_for(model, names, kind, rng):
+    x = {}
+    for t in model.inputs:
+        if kind == "onehot":
+            x[t.name] = np.eye(256, dtype="float32")[rng.integers(1, 256, (batch, length))]
+        elif kind == "bytes":
+            x[t.name] = rng.integers(1, 256, (batch, length)).astype("uint8")
+        else:
+            x[t.name] = rng.normal(size=(batch, *t.shape[1:])).astype("float32")
+    y = {}
+    for task in model.tasks:
+        if task.kind == "multiclass":
+            y[task.name] = rng.integers(0, task.num_classes, batch).astype("int32")
+        else:
+            y[task.name] = rng.integers(0, 2, batch).astype("float32")
+    return x, y
+
+
+def temp_bytes(model, x, y):
+    # Peak working memory of the compiled step (XLA's buffer assignment:
+    # temporaries only, not the variables or the batch).
+    import jax
+    state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
+                                 optimizer_variables=True, metrics_variables=True)
+    compiled = jax.jit(model.train_step).lower(state, (x, y)).compile()
+    return int(compiled.memory_analysis().temp_size_in_bytes)
+
 
 def time_method(num_tasks, method, mode):
     keras.utils.set_random_seed(0)
-    model, names = model_for(num_tasks)
+    rng = np.random.default_rng(0)
+    model, names, kind = model_for(num_tasks)
     kwargs = {} if method == "ew" else {"balancer": method, "balance_mode": mode}
-    model.compile(optimizer="rmsprop", loss="binary_crossentropy", **kwargs)
-    x = {k: rng.integers(1, 256, (batch, length)).astype("uint8") for k in ("tweet_a", "tweet_b")}
-    y = {t: rng.integers(0, 2, batch).astype("float32") for t in names}
+    model.compile(optimizer="rmsprop", **kwargs)
+    x, y = batch_for(model, names, kind, rng)
     for _ in range(2):  # trace and warm up
         model.train_on_batch(x, y)
     times = []
@@ -50,7 +127,9 @@ def time_method(num_tasks, method, mode):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    mem = temp_bytes(model, x, y) if memory and keras.backend.backend() == "jax" else None
+    return float(np.median(times)), mem
+
 
 results = []
 for num_tasks in tasks_list:
@@ -62,12 +141,13 @@ for num_tasks in tasks_list:
             cls = balancers.BALANCERS[method]
             if cls.level == "loss" or cls.not_at_representation:
                 continue
-        t = time_method(num_tasks, method, mode)
+        t, mem = time_method(num_tasks, method, mode)
         if method == "ew":
             base.append(t)
-        results.append({"tasks": num_tasks, "method": method, "mode": mode, "seconds": t})
+        results.append({"tasks": num_tasks, "method": method, "mode": mode,
+                        "seconds": t, "temp_bytes": mem})
     # EW again at the end: the reference is the mean of both EW runs.
-    base.append(time_method(num_tasks, "ew", "parameter"))
+    base.append(time_method(num_tasks, "ew", "parameter")[0])
     for r in results:
         if r["tasks"] == num_tasks:
             r["ew_seconds"] = float(np.mean(base))
@@ -90,46 +170,77 @@ def run(backend: str, payload: list) -> dict:
     raise RuntimeError(f"{backend} failed:\n{proc.stderr[-3000:]}")
 
 
+TASKS = {"lstm": "2,10", "seed": "2", "conv": "3,10", "transformer": "4", "mlp": "2,10"}
+LENGTH = {"lstm": 280, "seed": 280, "transformer": 160}
+
+
 def main() -> None:
     from keras_mtl import balancers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lstm")
     parser.add_argument("--backends", default="jax,tensorflow,torch")
     # `fixed` needs weights and costs what EW costs.
     parser.add_argument(
         "--methods", default=",".join(b for b in balancers.BALANCERS if b != "fixed")
     )
-    parser.add_argument("--tasks", default="2,10")
+    parser.add_argument("--tasks", default=None, help="default: per model")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--length", type=int, default=280)
+    parser.add_argument("--length", type=int, default=None)
     parser.add_argument("--modes", default="parameter,representation")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--anchor", action="store_true")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m != "ew"]
-    payload = [
-        methods,
-        [int(t) for t in args.tasks.split(",")],
-        args.steps,
-        args.length,
-        args.modes.split(","),
-    ]
+    models = args.model.split(",")
+    unknown = [m for m in models if m not in TASKS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r}; models are {', '.join(TASKS)}")
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}. Seed model (2 x {args.length} byte ids, shared "
-        f"LSTM(64)), batch 64; step time = median of {args.steps} train_on_batch calls "
-        "after 2 warm-up calls; ratio = step time / equal weighting's (mean of an EW "
-        "run before and after the methods, same process)."
+        f"{platform.python_version()}. Batch 64; step time = median of {args.steps} "
+        "train_on_batch calls after 2 warm-up calls; ratio = step time / equal "
+        "weighting's (mean of an EW run before and after the methods, same process)."
     )
-    for backend in args.backends.split(","):
-        out = run(backend, payload)
-        print(f"\n### {out['backend']}\n")
-        print("| method | mode | tasks | step s | EW step s | ratio |")
-        print("|---|---|---|---|---|---|")
-        for r in out["results"]:
-            print(
-                f"| {r['method']} | {r['mode']} | {r['tasks']} | {r['seconds']:.3f} | "
-                f"{r['ew_seconds']:.3f} | {r['seconds'] / r['ew_seconds']:.2f}x |"
-            )
-        sys.stdout.flush()
+    for model in models:
+        tasks = args.tasks or TASKS[model]
+        payload = [
+            model,
+            methods,
+            [int(t) for t in tasks.split(",")],
+            args.steps,
+            args.length or LENGTH.get(model, 0),
+            args.modes.split(","),
+            args.memory,
+        ]
+        for backend in args.backends.split(","):
+            out = run(backend, payload)
+            print(f"\n### {model}, {out['backend']}\n")
+            memory = any(r["temp_bytes"] is not None for r in out["results"])
+            extra = " | temp MiB | memory ratio" if memory else ""
+            print("| method | mode | tasks | step s | EW step s | ratio" + extra + " |")
+            print("|---|---|---|---|---|---|" + ("---|---|" if memory else ""))
+            ew_mem = {
+                r["tasks"]: r["temp_bytes"]
+                for r in out["results"]
+                if r["method"] == "ew"
+            }
+            for r in out["results"]:
+                row = (
+                    f"| {r['method']} | {r['mode']} | {r['tasks']} | {r['seconds']:.4f} | "
+                    f"{r['ew_seconds']:.4f} | {r['seconds'] / r['ew_seconds']:.2f}x |"
+                )
+                if memory:
+                    base = max(ew_mem[r["tasks"]], 1)
+                    row += f" {r['temp_bytes'] / 2**20:.1f} | {r['temp_bytes'] / base:.2f}x |"
+                print(row)
+            sys.stdout.flush()
+    if args.anchor:
+        anchor = [sys.executable, str(Path(__file__).with_name("anchor_torchjd.py"))]
+        anchor += ["--model", args.model, "--steps", str(args.steps)]
+        if args.tasks:
+            anchor += ["--tasks", args.tasks]
+        subprocess.run(anchor, check=False)
 
 
 if __name__ == "__main__":

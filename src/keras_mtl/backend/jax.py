@@ -44,7 +44,22 @@ class Pullback:
         return self.vjp_fn(cotangent)[0]
 
     def batched(self, cotangents: Any) -> Any:
-        return jax.vmap(self)(cotangents)
+        """One backward pass per row of `cotangents` (stacked on a leading
+        axis), results stacked the same way. On accelerators the passes run
+        as one vectorised pass (`vmap`); on CPU one after the other, which
+        XLA compiles to the ordinary backward kernels: `vmap` turns a
+        convolution's weight gradient into a grouped convolution and a
+        pooling's backward pass into a batched scatter, both several times
+        slower per row on CPU than the unbatched ones (measured in
+        docs/benchmarks.md: a Conv2D trunk's 10-task step 9.7x EW's
+        batched, 3.1x unrolled)."""
+        if jax.default_backend() != "cpu":
+            return jax.vmap(self)(cotangents)
+        rows = int(jax.tree.leaves(cotangents)[0].shape[0])
+        outs = [
+            self(jax.tree.map(lambda c, i=i: c[i], cotangents)) for i in range(rows)
+        ]
+        return jax.tree.map(lambda *parts: jnp.stack(parts), *outs)
 
 
 def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, Any]:
