@@ -307,6 +307,52 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, skip, rng):
     )
 
 
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("lstm_kwargs", "ruled"),
+    backend_cover.cases(
+        [
+            ({}, True),
+            ({"use_bias": False}, True),
+            ({"go_backwards": True}, False),
+            ({"activation": "relu"}, False),
+            ({"recurrent_dropout": 0.1}, False),
+        ],
+        # The rule's numbers on each backend; which layers get it is
+        # backend-neutral.
+        [({}, True)],
+    ),
+)
+def test_keras_lstm_rule_equals_autodiff(lstm_kwargs, ruled, rng):
+    """The seed's own layer, `keras.layers.LSTM`, gets the LSTM rule when it
+    is a plain LSTM (same training run as autodiff); any other LSTM takes
+    autodiff."""
+
+    def make():
+        keras.utils.set_random_seed(3)
+        inputs = {n: keras.Input((7, 3), name=n) for n in ("p", "q")}
+        return build_model(
+            inputs,
+            keras.layers.LSTM(5, **lstm_kwargs),
+            [Task("a"), Task("b", inputs=["q"]), Task("c", hidden=[3])],
+        )
+
+    x = {n: rng.normal(size=(48, 7, 3)).astype("float32") for n in ("p", "q")}
+    y = {t: rng.integers(0, 2, 48).astype("float32") for t in "abc"}
+    fast, slow = make(), make()
+    for model in (fast, slow):
+        model.compile(optimizer=keras.optimizers.SGD(0.5), balancer="upgrad")
+    assert (fast._balancing.split.kernel is not None) == ruled
+    if not ruled:
+        return
+    slow._balancing.split.kernel = None  # force autodiff per task
+    for model in (fast, slow):
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    assert not np.allclose(fast.get_weights()[0], make().get_weights()[0])
+
+
 def test_weights_and_cosines_reach_callbacks(rng, tmp_path):
     model = _model()
     model.compile(optimizer="adam", balancer="pcgrad", cosine=True)

@@ -165,3 +165,33 @@ def lookup_gradients(
             ops.cast(ops.arange(vocab) > 0, table.dtype), -1
         )
     return ops.transpose(ops.reshape(table, (vocab, k, -1)), (1, 0, 2))
+
+
+def all_task_gradients(
+    saved: Saved,
+    recurrent_kernel: Tensor,
+    cotangents: Tensor,
+    sequence: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Per-task gradients of an LSTM's weights from each task's gradient of
+    its last state.
+
+    Args:
+        saved: From `forward(..., save=True)`.
+        recurrent_kernel: U, (units, 4 units).
+        cotangents: (tasks, batch, units).
+        sequence: The float input sequence (batch, time, features) that was
+            projected by the input kernel W, or None where the projection
+            was a lookup (the caller scatters `dz` itself).
+
+    Returns:
+        (dz as `task_backward` gives it, dU, db, dW or None).
+    """
+    k = cotangents.shape[0]
+    dz = task_backward(saved, recurrent_kernel, cotangents)
+    d_recurrent, d_bias = weight_gradients(saved, dz, k)
+    d_kernel = None
+    if sequence is not None:
+        rows = ops.reshape(ops.transpose(sequence, (1, 0, 2)), (-1, sequence.shape[-1]))
+        d_kernel = per_task(ops.matmul(ops.transpose(rows), dz), k)
+    return dz, d_recurrent, d_bias, d_kernel

@@ -163,16 +163,15 @@ class LSTMEncoder(_Recurrent):
         saved, sequence = residuals
         cell = self.rnn.cell
         k = cotangents.shape[0]
-        dz = lstm_kernels.task_backward(saved, cell.recurrent_kernel, cotangents)
-        d_recurrent, d_bias = lstm_kernels.weight_gradients(saved, dz, k)
+        dz, d_recurrent, d_bias, d_kernel = lstm_kernels.all_task_gradients(
+            saved, cell.recurrent_kernel, cotangents, sequence
+        )
         out = [(cell.recurrent_kernel, d_recurrent)]
         if cell.use_bias:
             out.append((cell.bias, d_bias))
         if sequence is None:  # one-hot ids
             d_kernel = lstm_kernels.lookup_gradients(inputs, dz, k, self.vocab_size)
             return [(cell.kernel, d_kernel), *out]
-        rows = ops.reshape(ops.transpose(sequence, (1, 0, 2)), (-1, sequence.shape[-1]))
-        d_kernel = lstm_kernels.per_task(ops.matmul(ops.transpose(rows), dz), k)
         out.insert(0, (cell.kernel, d_kernel))
         if self.symbols == "embedding":
             # Through the embedding: dx = dz W^T per task, scattered by id.

@@ -21,6 +21,8 @@ from typing import Any
 
 import keras
 
+from keras_mtl.models.rules import rule_for
+
 
 def _node_of(tensor: Any) -> tuple[Any, int] | None:
     history = getattr(tensor, "_keras_history", None)
@@ -63,10 +65,10 @@ class Split:
         shared: Trainable variables that two or more tasks' losses use.
         task_variables: For each output name, the trainable variables only
             that output uses.
-        kernel: When the encoder is one layer with its own per-task gradient
-            kernel (`task_gradients`, e.g. `LSTMEncoder`) applied to model
-            inputs, one (layer, input tensor) per representation tensor;
-            else None (autodiff per task).
+        kernel: When the encoder is made of layers with a per-task
+            gradient rule (`keras_mtl.models.rules`: `LSTMEncoder`, Keras's
+            `LSTM`) applied to model inputs, one (rule, input tensor) per
+            representation tensor; else None (autodiff per task).
     """
 
     encoder: keras.Model
@@ -158,21 +160,25 @@ def split_model(model: keras.Model) -> Split | None:
 
 
 def _kernel(model: keras.Model, encoder: keras.Model, representation: list[Any]) -> Any:
-    """(layer, model input) per representation tensor, if every one comes
-    from a layer with a per-task gradient kernel applied to a model input."""
+    """(rule, model input) per representation tensor, if every one comes
+    from a layer with a per-task gradient rule (`keras_mtl.models.rules`)
+    applied to a model input without a mask; one rule object per layer."""
     inputs = {id(t) for t in model.inputs}
-    out, covered = [], set()
+    out, covered, rules = [], set(), {}
     for tensor in representation:
         layer, index = _node_of(tensor)
         node = layer._inbound_nodes[index]
         args = list(node.input_tensors)
-        if (
-            not getattr(layer, "supports_task_gradients", False)
-            or len(args) != 1
-            or id(args[0]) not in inputs
-        ):
+        if id(layer) not in rules:
+            rules[id(layer)] = rule_for(layer)
+        rule = rules[id(layer)]
+        masked = (
+            any(getattr(t, "_keras_mask", None) is not None for t in args)
+            or node.arguments.kwargs.get("mask") is not None
+        )
+        if rule is None or len(args) != 1 or id(args[0]) not in inputs or masked:
             return None
-        out.append((layer, args[0]))
+        out.append((rule, args[0]))
         covered |= {id(v) for v in layer.trainable_variables}
     if any(id(v) not in covered for v in encoder.trainable_variables):
         return None

@@ -89,10 +89,10 @@ class AutodiffRows:
 
 
 class KernelRows:
-    """Task rows through layer kernels (see `Split.kernel`, e.g.
-    `LSTMEncoder`'s): the encoder's forward pass and per-task gradients
-    written out, no autodiff through the encoder. Calls of one layer on
-    inputs of one shape run as one batch.
+    """Task rows through layer rules (see `Split.kernel` and
+    `keras_mtl.models.rules`: `LSTMEncoder`, Keras's `LSTM`): the encoder's
+    forward pass and per-task gradients written out, no autodiff through
+    the encoder. Calls of one layer on inputs of one shape run as one batch.
 
     Every computation runs where the encoder's variables read `mapping`
     (their values for this step) and records no gradient.
@@ -118,24 +118,24 @@ class KernelRows:
         values = [input_value(model, x, t) for _, t in split.kernel]
         # Group the calls of each layer whose inputs share a shape.
         groups: dict[tuple, list[int]] = {}
-        for i, ((layer, _), value) in enumerate(zip(split.kernel, values, strict=True)):
-            groups.setdefault((id(layer), tuple(value.shape[1:])), []).append(i)
+        for i, ((rule, _), value) in enumerate(zip(split.kernel, values, strict=True)):
+            groups.setdefault((id(rule), tuple(value.shape[1:])), []).append(i)
         self.groups = []
         self.z: list[Tensor] = [None] * len(values)
         for members in groups.values():
-            layer = split.kernel[members[0]][0]
+            rule = split.kernel[members[0]][0]
             sizes = [ops.shape(values[i])[0] for i in members]
             joined = (
                 values[members[0]]
                 if len(members) == 1
                 else ops.concatenate([values[i] for i in members], axis=0)
             )
-            h, residual = layer.forward_saving(joined)
+            h, residual = rule.forward_saving(joined)
             start = 0
             for i, size in zip(members, sizes, strict=True):
                 self.z[i] = h[start : start + size] if len(members) > 1 else h
                 start += size
-            self.groups.append((layer, members, joined, residual))
+            self.groups.append((rule, members, joined, residual))
 
     def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
         """Per-task gradients of the encoder's variables, in its order."""
@@ -144,13 +144,13 @@ class KernelRows:
 
     def _jacobian(self, jz: list[Tensor]) -> list[Tensor]:
         total: dict[int, Tensor] = {}
-        for layer, members, joined, residual in self.groups:
+        for rule, members, joined, residual in self.groups:
             cot = (
                 jz[members[0]]
                 if len(members) == 1
                 else ops.concatenate([jz[i] for i in members], axis=1)
             )
-            for var, grad in layer.task_gradients(joined, residual, cot):
+            for var, grad in rule.task_gradients(joined, residual, cot):
                 total[id(var)] = grad if id(var) not in total else total[id(var)] + grad
         k = jz[0].shape[0]
         return [

@@ -1,0 +1,96 @@
+"""Layer rules: per-task gradients of one layer's weights, written out.
+
+A balanced step needs each task's gradient of the shared weights. Autodiff
+gets them with one backward pass per task; a *rule* gets them for all tasks
+at once from what the layer's forward pass saved and each task's gradient of
+the layer's output. A rule has two methods:
+
+* `forward_saving(inputs) -> (output, residual)`: the layer's output and
+  what the backward pass needs;
+* `task_gradients(inputs, residual, cotangents) -> [(variable, gradient)]`:
+  with `cotangents` of shape (tasks, *output shape), each weight's gradient
+  of shape (tasks, *weight shape).
+
+`rule_for(layer)` finds a layer's rule: a layer that writes its own
+(`supports_task_gradients`, like `keras_mtl.encoders.LSTMEncoder`), or a
+rule for a Keras layer as its user wrote it (`keras.layers.LSTM`, the
+seed's own). The step uses a rule where the shared encoder is made of
+layers with rules applied to the model's inputs (`Split.kernel`), and
+autodiff elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from keras_mtl.encoders import lstm_kernels
+
+Tensor = Any
+
+
+class KerasLSTM:
+    """The rule of a `keras.layers.LSTM` returning its last state, with
+    Keras's default activations and no dropout (the recurrence of
+    `lstm_kernels`, which computes Keras's numbers).
+
+    Args:
+        layer: The LSTM layer (`KerasLSTM.applies(layer)` holds).
+    """
+
+    def __init__(self, layer: keras.layers.LSTM) -> None:
+        self.layer = layer
+
+    @staticmethod
+    def applies(layer: Any) -> bool:
+        """Whether the rule computes this layer's numbers: a plain LSTM
+        (tanh, sigmoid gates, no dropout, forward in time, last state only,
+        no state carried between batches, no layer losses)."""
+        if type(layer) is not keras.layers.LSTM:
+            return False
+        cell = layer.cell
+        return (
+            cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not (layer.return_sequences or layer.return_state)
+            and not (layer.go_backwards or layer.stateful)
+            and cell.dropout == 0
+            and cell.recurrent_dropout == 0
+            and not layer.losses
+            and layer.activity_regularizer is None
+        )
+
+    def forward_saving(self, inputs: Tensor) -> tuple[Tensor, Any]:
+        cell = self.layer.cell
+        sequence = ops.cast(inputs, cell.kernel.dtype)
+        projected = ops.matmul(sequence, cell.kernel)
+        if cell.use_bias:
+            projected = projected + cell.bias
+        h, saved = lstm_kernels.forward(
+            projected, cell.recurrent_kernel, cell.units, save=True
+        )
+        return h, (saved, sequence)
+
+    def task_gradients(
+        self, inputs: Tensor, residual: Any, cotangents: Tensor
+    ) -> list[tuple[Any, Tensor]]:
+        saved, sequence = residual
+        cell = self.layer.cell
+        _, d_recurrent, d_bias, d_kernel = lstm_kernels.all_task_gradients(
+            saved, cell.recurrent_kernel, cotangents, sequence
+        )
+        out = [(cell.kernel, d_kernel), (cell.recurrent_kernel, d_recurrent)]
+        if cell.use_bias:
+            out.append((cell.bias, d_bias))
+        return out
+
+
+def rule_for(layer: Any) -> Any:
+    """The per-task gradient rule of `layer`, or None without one."""
+    if getattr(layer, "supports_task_gradients", False):
+        return layer
+    if KerasLSTM.applies(layer):
+        return KerasLSTM(layer)
+    return None
