@@ -309,35 +309,38 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, skip, rng):
 
 @pytest.mark.model
 @pytest.mark.parametrize(
-    ("lstm_kwargs", "ruled"),
+    ("lstm_kwargs", "features", "ruled"),
     backend_cover.cases(
         [
-            ({}, True),
-            ({"use_bias": False}, True),
-            ({"go_backwards": True}, False),
-            ({"activation": "relu"}, False),
-            ({"recurrent_dropout": 0.1}, False),
+            ({}, 3, True),
+            ({}, 40, True),
+            ({"use_bias": False}, 3, True),
+            ({"go_backwards": True}, 3, False),
+            ({"activation": "relu"}, 3, False),
+            ({"recurrent_dropout": 0.1}, 3, False),
         ],
-        # The rule's numbers on each backend; which layers get it is
-        # backend-neutral.
-        [({}, True)],
+        # The rule's numbers on each backend (both ways of summing the
+        # input kernel's gradient); which layers get it is backend-neutral.
+        [({}, 3, True), ({}, 40, True)],
     ),
 )
-def test_keras_lstm_rule_equals_autodiff(lstm_kwargs, ruled, rng):
+def test_keras_lstm_rule_equals_autodiff(lstm_kwargs, features, ruled, rng):
     """The seed's own layer, `keras.layers.LSTM`, gets the LSTM rule when it
     is a plain LSTM (same training run as autodiff); any other LSTM takes
-    autodiff."""
+    autodiff. With 3 tasks of 5 units, 3 input features sum the input
+    kernel's gradient step by step, 40 in one product after the
+    recursion."""
 
     def make():
         keras.utils.set_random_seed(3)
-        inputs = {n: keras.Input((7, 3), name=n) for n in ("p", "q")}
+        inputs = {n: keras.Input((7, features), name=n) for n in ("p", "q")}
         return build_model(
             inputs,
             keras.layers.LSTM(5, **lstm_kwargs),
             [Task("a"), Task("b", inputs=["q"]), Task("c", hidden=[3])],
         )
 
-    x = {n: rng.normal(size=(48, 7, 3)).astype("float32") for n in ("p", "q")}
+    x = {n: rng.normal(size=(48, 7, features)).astype("float32") for n in "pq"}
     y = {t: rng.integers(0, 2, 48).astype("float32") for t in "abc"}
     fast, slow = make(), make()
     for model in (fast, slow):

@@ -218,3 +218,64 @@ def test_repr_shows_hyperparameters_and_config_round_trips():
     method = balancers.get("cagrad", c=0.4, rescale=2)
     assert repr(method) == "CAGrad(c=0.4, rescale=2, norm_eps=0.0001)"
     assert balancers.get(balancers.serialize(method)) == method
+
+
+DEVICE = [k for k, cls in balancers.BALANCERS.items() if getattr(cls, "device", False)]
+
+
+def _device_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(Jacobian, present) pairs: generic, dependent rows, a duplicated
+    task, and tasks without labels in the batch."""
+    generic = rng.normal(size=(4, 9))
+    dependent = generic.copy()
+    dependent[3] = dependent[0] + 2 * dependent[1]
+    duplicated = generic.copy()
+    duplicated[2] = duplicated[1]
+    everyone = np.ones(4, bool)
+    return [
+        (J_BASE, np.ones(2, bool)),
+        (J3, np.ones(3, bool)),
+        (generic, everyone),
+        (dependent, everyone),
+        (duplicated, everyone),
+        (generic, np.array([True, False, True, True])),
+        (generic, np.array([False, False, True, False])),
+        (generic, np.zeros(4, bool)),
+    ]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("key", "config"),
+    [(k, {}) for k in DEVICE]
+    + [
+        ("aligned_mtl", {"scale": "median"}),
+        ("aligned_mtl", {"scale": "rmse"}),
+    ],
+)
+def test_closed_forms_on_device_equal_the_host(key, config, rng):
+    """A method with a closed form gives on the device (keras.ops, float32)
+    the weights its NumPy `update` gives on the present tasks alone."""
+    from keras import ops
+
+    from keras_mtl.training.balancing import _on_present
+
+    method = balancers.get(key, **config)
+    assert {"mean", "imtl_g", "aligned_mtl", "config"} <= set(DEVICE)
+    for jacobian, present in _device_cases(rng):
+        gramian = jacobian @ jacobian.T
+        inputs = Inputs(np.ones(len(gramian)), gramian, None)
+        state = method.init(len(gramian))
+        expected = _on_present(
+            method, inputs, state, context(0, 0, 0, present), present
+        )
+        mask = np.outer(present, present)
+        got = ops.convert_to_numpy(
+            method.on_device(
+                ops.convert_to_tensor((gramian * mask).astype("float32")),
+                ops.convert_to_tensor(present.astype("float32")),
+            )
+        )
+        np.testing.assert_allclose(
+            got, expected, rtol=2e-3, atol=2e-4 * max(1, np.abs(expected).max())
+        )

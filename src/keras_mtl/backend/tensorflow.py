@@ -33,13 +33,10 @@ def segment_sum(data: Any, segment_ids: Any, num_segments: int) -> Any:
 
 def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, Any]:
     if y_like is None:
-
-        def step(carry: Any, x: Any) -> Any:
-            return f(carry, x)[0]
-
-        carries = tf.scan(step, xs, initializer=init, reverse=reverse)
-        last = 0 if reverse else -1
-        return tf.nest.map_structure(lambda c: c[last], carries), None
+        # A fold keeps only the last carry (`tf.scan` would stack the carry
+        # of every step).
+        fold = tf.foldr if reverse else tf.foldl
+        return fold(lambda carry, x: f(carry, x)[0], xs, initializer=init), None
 
     def step_with_y(state: Any, x: Any) -> Any:
         return f(state[0], x)

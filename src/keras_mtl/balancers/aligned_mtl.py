@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from keras import ops
 
 from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
+from keras_mtl.balancers.gramian import eigh_parts, tolerance
 
 SCALES = ("min", "median", "rmse")
 
@@ -32,6 +34,7 @@ class AlignedMTL(GramianWeighting):
     """
 
     key = "aligned_mtl"
+    device = True
     claims = frozenset({"permutation_invariant"})
 
     scale: str = "min"
@@ -62,3 +65,28 @@ class AlignedMTL(GramianWeighting):
             s = float(kept.mean())
         b = np.sqrt(s) * (basis / np.sqrt(kept)) @ basis.T
         return b @ np.full(k, 1.0 / k), state
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        values, vectors = eigh_parts(gramian)
+        keep = values > tolerance(values, gramian.shape[0])
+        kept = ops.where(keep, values, 0.0)
+        count = ops.sum(ops.cast(keep, "float32"))
+        if self.scale == "min":
+            s = ops.min(ops.where(keep, values, float("inf")))
+        elif self.scale == "median":
+            # The lower median of the kept eigenvalues (ascending from eigh):
+            # the dropped ones come first, so it sits at index
+            # (dropped + (kept - 1) // 2).
+            dropped = gramian.shape[0] - count
+            index = ops.cast(dropped + ops.floor((count - 1) / 2), "int32")
+            s = ops.take(values, ops.maximum(index, 0))
+        else:
+            s = ops.sum(kept) / ops.maximum(count, 1.0)
+        scale = ops.where(
+            keep,
+            ops.sqrt(ops.maximum(s, 0.0)) / ops.sqrt(ops.where(keep, values, 1.0)),
+            0.0,
+        )
+        b = ops.matmul(vectors * scale, ops.transpose(vectors))
+        weights = ops.matmul(b, present / ops.maximum(ops.sum(present), 1.0))
+        return ops.where(count > 0, weights, 0.0)

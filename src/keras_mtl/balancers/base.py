@@ -225,6 +225,18 @@ class GramianWeighting(Balancer):
     update of the shared parameters is J^T w."""
 
     level: ClassVar[str] = "gramian"
+    #: The weights have a closed form, computed on the device
+    #: (`on_device`) instead of on the host.
+    device: ClassVar[bool] = False
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        """The weights in keras.ops, for a stateless method with a closed
+        form (`device = True`): `gramian` (float32, tasks x tasks) has zero
+        rows and columns for the tasks without labels in the batch, and
+        `present` (float32 0/1) marks the others, which the weights must
+        be computed from alone (as `update` on the present tasks' Gramian
+        would)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed form.")
 
     def weights(
         self, jacobian: Any, losses: Any = None, state: NamedTuple | None = None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from keras import ops
 
 from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
-from keras_mtl.balancers.gramian import norms
+from keras_mtl.balancers.gramian import device_norms, device_pinv, norms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ConFIG(GramianWeighting):
     """
 
     key = "config"
+    device = True
     claims = frozenset({"permutation_invariant", "scale_invariant"})
 
     def update(
@@ -43,3 +45,14 @@ class ConFIG(GramianWeighting):
             return np.zeros(k), state
         length = float(np.ones(k) @ gramian @ a)
         return (length / squared) * a, state
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        n = device_norms(gramian)
+        inverse = ops.where(n > 0, 1.0 / ops.where(n > 0, n, 1.0), 0.0)
+        unit = gramian * ops.outer(inverse, inverse)
+        a = inverse * ops.matmul(device_pinv(unit), present)
+        ga = ops.matmul(gramian, a)
+        squared = ops.sum(a * ga)
+        length = ops.sum(present * ga)
+        small = squared <= 1e-30
+        return ops.where(small, 0.0, (length / ops.where(small, 1.0, squared)) * a)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from keras import ops
 
 Array = np.ndarray
 
@@ -38,3 +41,35 @@ def factor(gramian: Array) -> Array:
     to tiny negative eigenvalues from rounding)."""
     values, vectors = np.linalg.eigh((gramian + gramian.T) / 2)
     return np.sqrt(np.maximum(values, 0.0))[:, None] * vectors.T
+
+
+# ---------------------------------------------------------------------------
+# The same on the device, in keras.ops (float32), for methods with a closed
+# form (`GramianWeighting.on_device`).
+
+
+def device_norms(gramian: Any) -> Any:
+    """`norms` in keras.ops."""
+    return ops.sqrt(ops.maximum(ops.diagonal(gramian), 0.0))
+
+
+def device_pinv(gramian: Any) -> Any:
+    """The pseudo-inverse of a symmetric positive semi-definite G in
+    keras.ops: eigenvalues above max * k * float32's eps are inverted, the
+    rest dropped (`np.linalg.pinv(..., hermitian=True)` up to float32)."""
+    values, vectors = eigh_parts(gramian)
+    k = gramian.shape[0]
+    keep = values > tolerance(values, k)
+    inverse = ops.where(keep, 1.0 / ops.where(keep, values, 1.0), 0.0)
+    return ops.matmul(vectors * inverse, ops.transpose(vectors))
+
+
+def eigh_parts(gramian: Any) -> tuple[Any, Any]:
+    """Eigenvalues and eigenvectors of (G + G^T) / 2."""
+    values, vectors = ops.eigh((gramian + ops.transpose(gramian)) / 2)
+    return values, vectors
+
+
+def tolerance(values: Any, k: int) -> Any:
+    """Eigenvalues at or below this count as zero."""
+    return ops.maximum(ops.max(values), 0.0) * k * float(np.finfo(np.float32).eps)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from keras import ops
 
 from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
-from keras_mtl.balancers.gramian import norms
+from keras_mtl.balancers.gramian import device_norms, device_pinv, norms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,7 @@ class IMTLG(GramianWeighting):
     """
 
     key = "imtl_g"
+    device = True
     claims = frozenset({"permutation_invariant"})
 
     def update(
@@ -39,3 +41,9 @@ class IMTLG(GramianWeighting):
         if abs(total) < 1e-12:
             return np.zeros(len(gramian)), state
         return v / total, state
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        v = ops.matmul(device_pinv(gramian), device_norms(gramian))
+        total = ops.sum(v)
+        small = ops.abs(total) < 1e-12
+        return ops.where(small, 0.0, v / ops.where(small, 1.0, total))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from keras import ops
 
 from keras_mtl.balancers.base import Array, Context, GramianWeighting, Inputs
 
@@ -20,6 +21,7 @@ class Mean(GramianWeighting):
     """
 
     key = "mean"
+    device = True
     claims = frozenset({"permutation_invariant", "scale_invariant"})
 
     def update(
@@ -28,3 +30,6 @@ class Mean(GramianWeighting):
         gramian = inputs.gramian
         k = len(gramian)
         return np.full(k, 1.0 / k), state
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        return present / ops.maximum(ops.sum(present), 1.0)

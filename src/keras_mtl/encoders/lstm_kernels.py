@@ -1,13 +1,13 @@
 """The LSTM's forward pass and its per-task backward pass, written out.
 
 Balancing methods need each task's gradient of the shared weights. Autodiff
-gets them with one backward pass per task; for an LSTM that repeats the
-weight-gradient products at every time step for every task. Here the
-backward recursion runs once for all tasks at once (the tasks stacked beside
-the batch, one matrix product per step), and the weight gradients come out
-of a few large products over all steps, from the gates the forward pass
-saved. Same numbers as autodiff (tests check it), in keras.ops, so every
-backend uses it.
+gets them with one backward pass per task. Here the backward recursion runs
+once for all tasks at once (the tasks stacked beside the batch, one matrix
+product per step), from the gates the forward pass saved, and each step adds
+its share of every weight's gradient to running sums, so that the
+pre-activation gradients of all steps and tasks are never held at once.
+Same numbers as autodiff (tests check it), in keras.ops, so every backend
+uses it.
 
 Gates follow Keras's order: input, forget, cell, output.
 """
@@ -86,112 +86,144 @@ def forward(
     return h, Saved(saved, units) if save else None
 
 
-def task_backward(saved: Saved, recurrent_kernel: Tensor, cotangents: Tensor) -> Tensor:
-    """Gradients of the pre-activations for every task at once.
+def task_gradients(
+    saved: Saved,
+    recurrent_kernel: Tensor,
+    cotangents: Tensor,
+    step_inputs: Tensor | None = None,
+    absorb: Any = None,
+    start: Any = None,
+) -> tuple[Tensor, Tensor, Any]:
+    """Per-task weight gradients of an LSTM from each task's gradient of its
+    last state, summed step by step inside the backward recursion (the
+    pre-activation gradients of all steps, time x batch x tasks x 4 units,
+    are not held at once: on 280 steps and 10 tasks they would take several
+    times the memory of the whole equal-weighting step).
 
     Args:
         saved: From `forward(..., save=True)`.
         recurrent_kernel: U, (units, 4 units).
         cotangents: Each task's gradient of h_T, (tasks, batch, units).
+        step_inputs: What `absorb` reads at each step, time-major
+            (time, batch, width), float.
+        absorb: (sum, dz_t (batch, tasks * 4 units), step input (batch,
+            width)) -> sum: adds one step's gradient of the input side.
+            None: the dz_t of every step are returned instead, stacked
+            (time, batch, tasks * 4 units), and dU and db come from them
+            after the recursion.
+        start: The zero `sum` `absorb` adds to.
 
     Returns:
-        dz, the gradients of x_t W + b + h_{t-1} U, shaped
-        (time * batch, tasks * 4 units) (rows in time-major order).
+        (dU (tasks, units, 4 units), db (tasks, 4 units), the input side's
+        sum or the stacked dz).
     """
     k = cotangents.shape[0]
     units = cotangents.shape[-1]
     transposed = ops.transpose(recurrent_kernel)
+    width = 7 * units
 
-    def step(carry: tuple, gates: Tensor) -> tuple:
-        dh, dc = carry  # (batch, tasks, units)
+    def step(carry: tuple, joined: Tensor) -> tuple:
+        dh, dc, d_recurrent, d_bias, total = carry  # dh, dc: (batch, tasks, units)
+        gates, extra = joined[:, :width], joined[:, width:]
         to_o, to_c, to_i, to_f, to_g, forget = (
             ops.expand_dims(gates[:, j * units : (j + 1) * units], 1)
             for j in range(1, 7)
         )
         dc = dc + dh * to_c
         dz = ops.concatenate([dc * to_i, dc * to_f, dc * to_g, dh * to_o], axis=-1)
+        flat = ops.reshape(dz, (-1, k * 4 * units))
+        if absorb is not None:
+            h_prev = ops.transpose(gates[:, :units])
+            d_recurrent = d_recurrent + ops.matmul(h_prev, flat)
+            d_bias = d_bias + ops.sum(flat, axis=0)
+            total = absorb(total, flat, extra)
         dh_prev = ops.matmul(ops.reshape(dz, (-1, 4 * units)), transposed)
-        return (ops.reshape(dh_prev, (-1, k, units)), dc * forget), dz
+        carry = (ops.reshape(dh_prev, (-1, k, units)), dc * forget)
+        return (*carry, d_recurrent, d_bias, total), None if absorb else flat
 
-    start = ops.transpose(cotangents, (1, 0, 2))
-    y_like = ops.zeros((ops.shape(start)[0], k, 4 * units), dtype=start.dtype)
-    _, dz = backend.scan(
-        step, (start, ops.zeros_like(start)), saved.gates, y_like, reverse=True
+    begin = ops.transpose(cotangents, (1, 0, 2))
+    joined = saved.gates
+    if step_inputs is not None:
+        joined = ops.concatenate([joined, ops.cast(step_inputs, joined.dtype)], -1)
+    y_like = None
+    if absorb is None:
+        start = ops.zeros((), begin.dtype)
+        y_like = ops.zeros((begin.shape[0], k * 4 * units), begin.dtype)
+    (_, _, d_recurrent, d_bias, total), stacked = backend.scan(
+        step,
+        (
+            begin,
+            ops.zeros_like(begin),
+            ops.zeros((units, k * 4 * units), dtype=begin.dtype),
+            ops.zeros((k * 4 * units,), dtype=begin.dtype),
+            start,
+        ),
+        joined,
+        y_like,
+        reverse=True,
     )
-    steps, batch = saved.gates.shape[0], saved.gates.shape[1]
-    rows = steps * batch if steps is not None and batch is not None else -1
-    return ops.reshape(dz, (rows, k * 4 * units))
-
-
-def per_task(flat: Tensor, k: int) -> Tensor:
-    """(rows, k * n) -> (k, rows, n)."""
-    return ops.transpose(ops.reshape(flat, (ops.shape(flat)[0], k, -1)), (1, 0, 2))
-
-
-def weight_gradients(saved: Saved, dz: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Per-task gradients of the recurrent kernel and the bias.
-
-    Returns:
-        (dU (tasks, units, 4 units), db (tasks, 4 units)).
-    """
-    units = saved.units
-    h_prev = ops.reshape(saved.h_prev, (-1, units))
-    d_kernel = ops.matmul(ops.transpose(h_prev), dz)  # (units, k * 4 units)
-    d_kernel = ops.transpose(ops.reshape(d_kernel, (units, k, -1)), (1, 0, 2))
-    d_bias = ops.reshape(ops.sum(dz, axis=0), (k, -1))
-    return d_kernel, d_bias
-
-
-def lookup_gradients(
-    ids: Tensor, dz: Tensor, k: int, vocab: int, pad: bool = True
-) -> Tensor:
-    """Per-task gradients of a table read by row ids (the one-hot kernel,
-    or an embedding): a scatter-add of dz by id; with `pad`, id 0 (padding,
-    a zero row of the one-hot input) gets none.
-
-    Args:
-        ids: (batch, time) integer ids.
-        dz: (time * batch, k * n) rows in time-major order.
-        k: Number of tasks.
-        vocab: Rows of the table.
-
-    Returns:
-        (tasks, vocab, n).
-    """
-    segments = ops.reshape(ops.transpose(ops.cast(ids, "int32")), (-1,))
-    table = backend.segment_sum(dz, segments, vocab)
-    if pad:
-        table = table * ops.expand_dims(
-            ops.cast(ops.arange(vocab) > 0, table.dtype), -1
+    if absorb is None:
+        # dU and db as one product and one sum over all steps (faster than
+        # step by step, where dz is held anyway).
+        rows = ops.reshape(stacked, (-1, k * 4 * units))
+        d_recurrent = ops.matmul(
+            ops.transpose(ops.reshape(saved.h_prev, (-1, units))), rows
         )
-    return ops.transpose(ops.reshape(table, (vocab, k, -1)), (1, 0, 2))
+        d_bias = ops.sum(rows, axis=0)
+    d_recurrent = ops.transpose(ops.reshape(d_recurrent, (units, k, -1)), (1, 0, 2))
+    return d_recurrent, ops.reshape(d_bias, (k, -1)), total if absorb else stacked
 
 
-def all_task_gradients(
-    saved: Saved,
-    recurrent_kernel: Tensor,
-    cotangents: Tensor,
-    sequence: Tensor | None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """Per-task gradients of an LSTM's weights from each task's gradient of
-    its last state.
+def sequence_gradients(
+    saved: Saved, recurrent_kernel: Tensor, cotangents: Tensor, sequence: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-task gradients (dU, db, dW) of an LSTM over a float sequence
+    (batch, time, features) projected by W. The gradient of W is one large
+    product over all steps where the stacked dz is at most twice the
+    sequence's size (faster), else summed step by step (less memory)."""
+    k, units = cotangents.shape[0], cotangents.shape[-1]
+    features = sequence.shape[-1]
+    if k * 4 * units <= 2 * features:
+        d_recurrent, d_bias, dz = task_gradients(saved, recurrent_kernel, cotangents)
+        rows = ops.reshape(time_major(sequence), (-1, features))
+        d_kernel = ops.matmul(ops.transpose(rows), ops.reshape(dz, (-1, k * 4 * units)))
+    else:
+        d_recurrent, d_bias, d_kernel = task_gradients(
+            saved,
+            recurrent_kernel,
+            cotangents,
+            time_major(sequence),
+            sequence_absorb,
+            ops.zeros((features, k * 4 * units), sequence.dtype),
+        )
+    return d_recurrent, d_bias, by_task(d_kernel, k)
 
-    Args:
-        saved: From `forward(..., save=True)`.
-        recurrent_kernel: U, (units, 4 units).
-        cotangents: (tasks, batch, units).
-        sequence: The float input sequence (batch, time, features) that was
-            projected by the input kernel W, or None where the projection
-            was a lookup (the caller scatters `dz` itself).
 
-    Returns:
-        (dz as `task_backward` gives it, dU, db, dW or None).
-    """
-    k = cotangents.shape[0]
-    dz = task_backward(saved, recurrent_kernel, cotangents)
-    d_recurrent, d_bias = weight_gradients(saved, dz, k)
-    d_kernel = None
-    if sequence is not None:
-        rows = ops.reshape(ops.transpose(sequence, (1, 0, 2)), (-1, sequence.shape[-1]))
-        d_kernel = per_task(ops.matmul(ops.transpose(rows), dz), k)
-    return dz, d_recurrent, d_bias, d_kernel
+def by_task(total: Tensor, k: int) -> Tensor:
+    """(rows, k * n) -> (k, rows, n): a sum over steps, split by task."""
+    return ops.transpose(ops.reshape(total, (total.shape[0], k, -1)), (1, 0, 2))
+
+
+def lookup_absorb(vocab: int) -> Any:
+    """`absorb` for a table read by row ids (the one-hot kernel, or an
+    embedding): each step's rows scatter-added by id (the step input's last
+    column holds the ids)."""
+
+    def absorb(total: Tensor, rows: Tensor, extra: Tensor) -> Tensor:
+        ids = ops.cast(extra[:, -1], "int32")
+        return total + backend.segment_sum(rows, ids, vocab)
+
+    return absorb
+
+
+def sequence_absorb(total: Tensor, rows: Tensor, extra: Tensor) -> Tensor:
+    """`absorb` for the input kernel W of a float sequence: x_t^T dz_t (the
+    step input is x_t)."""
+    return total + ops.matmul(ops.transpose(extra), rows)
+
+
+def time_major(values: Tensor) -> Tensor:
+    """(batch, time, ...) -> (time, batch, ...); ids get a last axis of 1."""
+    if len(values.shape) == 2:
+        values = ops.expand_dims(values, -1)
+    return ops.transpose(values, (1, 0, 2))

@@ -163,28 +163,75 @@ class LSTMEncoder(_Recurrent):
         saved, sequence = residuals
         cell = self.rnn.cell
         k = cotangents.shape[0]
-        dz, d_recurrent, d_bias, d_kernel = lstm_kernels.all_task_gradients(
-            saved, cell.recurrent_kernel, cotangents, sequence
-        )
-        out = [(cell.recurrent_kernel, d_recurrent)]
+        width = k * 4 * self.units
+        if sequence is None:  # one-hot ids: W is read by row
+            d_recurrent, d_bias, d_kernel = lstm_kernels.task_gradients(
+                saved,
+                cell.recurrent_kernel,
+                cotangents,
+                lstm_kernels.time_major(ops.cast(inputs, "float32")),
+                lstm_kernels.lookup_absorb(self.vocab_size),
+                ops.zeros((self.vocab_size, width)),
+            )
+            # Id 0 (padding, a zero one-hot row) reads no row of W.
+            keep = ops.cast(ops.arange(self.vocab_size) > 0, d_kernel.dtype)
+            d_kernel = d_kernel * ops.expand_dims(keep, -1)
+            out = [(cell.kernel, lstm_kernels.by_task(d_kernel, k))]
+        elif self.symbols != "embedding":
+            d_recurrent, d_bias, d_kernel = lstm_kernels.sequence_gradients(
+                saved, cell.recurrent_kernel, cotangents, sequence
+            )
+            out = [(cell.kernel, d_kernel)]
+        else:
+            d_recurrent, d_bias, (d_kernel, d_table) = self._embedding_gradients(
+                saved, inputs, sequence, cotangents
+            )
+            out = [
+                (self.symbol_layer.embeddings, d_table),
+                (cell.kernel, d_kernel),
+            ]
+        out.append((cell.recurrent_kernel, d_recurrent))
         if cell.use_bias:
             out.append((cell.bias, d_bias))
-        if sequence is None:  # one-hot ids
-            d_kernel = lstm_kernels.lookup_gradients(inputs, dz, k, self.vocab_size)
-            return [(cell.kernel, d_kernel), *out]
-        out.insert(0, (cell.kernel, d_kernel))
-        if self.symbols == "embedding":
-            # Through the embedding: dx = dz W^T per task, scattered by id.
-            per_row = ops.reshape(dz, (-1, k, 4 * self.units))
-            dx = ops.reshape(
-                ops.matmul(per_row, ops.transpose(cell.kernel)), (ops.shape(dz)[0], -1)
-            )
-            table = self.symbol_layer.embeddings
-            d_table = lstm_kernels.lookup_gradients(
-                inputs, dx, k, self.vocab_size, pad=False
-            )
-            out.insert(0, (table, d_table))
         return out
+
+    def _embedding_gradients(
+        self, saved: Any, inputs: Tensor, sequence: Tensor, cotangents: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """Per-task gradients through an embedding: W from x_t^T dz_t, the
+        table from dx_t = dz_t W^T scattered by id, step by step."""
+        cell = self.rnn.cell
+        k = cotangents.shape[0]
+        units, dim = self.units, sequence.shape[-1]
+        transposed = ops.transpose(cell.kernel)
+        lookup = lstm_kernels.lookup_absorb(self.vocab_size)
+
+        def absorb(total: tuple, rows: Tensor, extra: Tensor) -> tuple:
+            d_kernel, d_table = total
+            x = extra[:, :dim]
+            dx = ops.matmul(ops.reshape(rows, (-1, k, 4 * units)), transposed)
+            d_table = lookup(d_table, ops.reshape(dx, (-1, k * dim)), extra)
+            return lstm_kernels.sequence_absorb(d_kernel, rows, x), d_table
+
+        steps = ops.concatenate(
+            [sequence, ops.expand_dims(ops.cast(inputs, sequence.dtype), -1)], -1
+        )
+        d_recurrent, d_bias, (d_kernel, d_table) = lstm_kernels.task_gradients(
+            saved,
+            cell.recurrent_kernel,
+            cotangents,
+            lstm_kernels.time_major(steps),
+            absorb,
+            (
+                ops.zeros((dim, k * 4 * units)),
+                ops.zeros((self.vocab_size, k * dim)),
+            ),
+        )
+        return (
+            d_recurrent,
+            d_bias,
+            (lstm_kernels.by_task(d_kernel, k), lstm_kernels.by_task(d_table, k)),
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_mtl")

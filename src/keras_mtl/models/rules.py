@@ -78,7 +78,7 @@ class KerasLSTM:
     ) -> list[tuple[Any, Tensor]]:
         saved, sequence = residual
         cell = self.layer.cell
-        _, d_recurrent, d_bias, d_kernel = lstm_kernels.all_task_gradients(
+        d_recurrent, d_bias, d_kernel = lstm_kernels.sequence_gradients(
             saved, cell.recurrent_kernel, cotangents, sequence
         )
         out = [(cell.kernel, d_kernel), (cell.recurrent_kernel, d_recurrent)]

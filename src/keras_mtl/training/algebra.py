@@ -69,7 +69,7 @@ def gramian_step(
     """Weights of a Gramian method from Jacobian pieces."""
     g = gramian(pieces)
     k = balancing.num_tasks
-    out, new_state = balancing.call_host(g, losses, counts)
+    out, new_state = balancing.gramian_weights(g, losses, counts)
     return Step([], out[:k], out[k:], new_state, g)
 
 

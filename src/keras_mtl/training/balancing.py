@@ -270,6 +270,31 @@ class Balancing:
         outs = mtl_backend.host_call(self.host(), inputs, shapes)
         return outs[0], outs[1:]
 
+    def gramian_weights(
+        self, gramian: Tensor, losses: Tensor, counts: Tensor
+    ) -> tuple[Tensor, list[Tensor]]:
+        """A Gramian method's output (weights, then head factors) and new
+        state: on the device in keras.ops where the method has a closed form
+        (`GramianWeighting.device`), else on the host (`call_host`), the one
+        call a step makes to it."""
+        method = self.balancer
+        if not getattr(method, "device", False):
+            return self.call_host(gramian, losses, counts)
+        k = self.num_tasks
+        gramian = ops.cast(ops.stop_gradient(gramian), "float32")
+        losses = ops.stop_gradient(losses)
+        present = ops.cast(counts > 0, "float32")
+        finite = ops.logical_and(
+            ops.all(ops.isfinite(gramian)), ops.all(ops.isfinite(losses))
+        )
+        # A step the guard will skip: no decomposition runs on NaN, the
+        # output is NaN as the host's is.
+        mask = ops.outer(present, present)
+        safe = ops.where(finite, gramian * mask, ops.zeros_like(gramian))
+        weights = method.on_device(safe, present)
+        out = ops.concatenate([weights, ops.ones((k,), "float32")])
+        return ops.where(finite, out, float("nan")), []
+
     # -------------------------------------------------------- loss level
 
     def loss_objective(self, losses: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
