@@ -17,6 +17,10 @@ Models (`--model`, comma-separated):
   (emotion's 4 classes, hate, irony, offensive);
 * `mlp`: `MLPEncoder((256, 128))` on 128 features; 2 or 10 sigmoid heads.
 
+A method written `name@k` (`upgrad@4`) recomputes its weights every k steps
+(`update_every=k`) and reuses them in between; its step time is the mean
+over whole periods of k steps.
+
 With `--memory` (JAX), also each step's peak working memory: the temporary
 buffers XLA assigns to the compiled step (variables and batch excluded).
 With `--anchor`, `benchmarks/anchor_torchjd.py` times the same models in
@@ -117,18 +121,24 @@ def time_method(num_tasks, method, mode):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     model, names, kind = model_for(num_tasks)
-    kwargs = {} if method == "ew" else {"balancer": method, "balance_mode": mode}
+    name, _, every = method.partition("@")
+    kwargs = {} if name == "ew" else {"balancer": name, "balance_mode": mode}
+    if every:
+        kwargs["update_every"] = int(every)
     model.compile(optimizer="rmsprop", **kwargs)
     x, y = batch_for(model, names, kind, rng)
     for _ in range(2):  # trace and warm up
         model.train_on_batch(x, y)
     times = []
-    for _ in range(steps):
+    # With update_every=k the mean over whole periods of k steps (the
+    # median would pick the cheap steps).
+    count = -(-steps // int(every)) * int(every) if every else steps
+    for _ in range(count):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
     mem = temp_bytes(model, x, y) if memory and keras.backend.backend() == "jax" else None
-    return float(np.median(times)), mem
+    return float(np.mean(times) if every else np.median(times)), mem
 
 
 results = []
@@ -138,7 +148,7 @@ for num_tasks in tasks_list:
         if method == "ew" and mode != "parameter":
             continue
         if mode == "representation" and method != "ew":
-            cls = balancers.BALANCERS[method]
+            cls = balancers.BALANCERS[method.partition("@")[0]]
             if cls.level == "loss" or cls.not_at_representation:
                 continue
         t, mem = time_method(num_tasks, method, mode)

@@ -147,6 +147,30 @@ def test_update_every_reuses_weights(rng):
     assert not np.array_equal(seen[3], seen[0])
 
 
+@backend_cover.once("the phased steps are JAX's (other backends branch in one step)")
+def test_phased_steps_equal_one_step_with_a_conditional(rng):
+    """With `update_every`, JAX runs a compiled step per phase (recompute,
+    reuse), chosen on the host; the training run is the one a single step
+    with a conditional gives."""
+    x, y = _data(rng, n=64)
+    runs = []
+    for phased in (True, False):
+        keras.utils.set_random_seed(1)
+        model = _model()
+        model.compile(optimizer="adam", balancer="upgrad", update_every=3)
+        model._balancing.phased = phased
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        runs.append(model)
+    phased, single = runs
+    from keras_mtl.training import phased_train_function
+
+    assert phased_train_function(phased) is not None
+    assert phased_train_function(single) is None
+    assert int(as_numpy(phased.balancer_state.step)) == 8
+    for a, b in zip(phased.get_weights(), single.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_state_is_saved_and_restored(rng, tmp_path):
     model = _model()
     model.compile(

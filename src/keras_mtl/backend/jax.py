@@ -67,6 +67,12 @@ def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, A
     return out, aux, Pullback(vjp_fn)
 
 
+def jit_step(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A train step `fn(state, data)` compiled as Keras compiles its own
+    (the state's buffers donated)."""
+    return jax.jit(fn, donate_argnums=0)
+
+
 def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
     return jax.lax.cond(pred, when_true, when_false)
 

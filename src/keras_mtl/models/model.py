@@ -391,6 +391,14 @@ class MultiTaskModel(keras.Model):
             return training.train_step(self, *args)
         return super().train_step(*args)
 
+    def make_train_function(self, force: bool = False) -> None:
+        if self.train_function is not None and not force:
+            return
+        super().make_train_function(force)
+        phased = training.phased_train_function(self)
+        if phased is not None:
+            self.train_function = phased
+
     def test_step(self, *args: Any) -> Any:
         self._compile_metrics.training = False
         return super().test_step(*args)

@@ -8,6 +8,6 @@
   gradients are not finite (every train step, balanced or not).
 """
 
-from keras_mtl.training.step import train_step
+from keras_mtl.training.step import phased_train_function, train_step
 
-__all__ = ["train_step"]
+__all__ = ["phased_train_function", "train_step"]

@@ -151,8 +151,10 @@ def decide(
         )
         return through_encoder(combine(weights, jz)), step
 
-    if balancing.update_every == 1:
+    if balancing.update_every == 1 or balancing.phase == "recompute":
         return recompute()
+    if balancing.phase == "reuse":
+        return reuse()
     due = ops.equal(ops.mod(store.step.value, balancing.update_every), 0)
     return cond(due, recompute, reuse)
 

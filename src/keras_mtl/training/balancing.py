@@ -100,6 +100,12 @@ class Balancing:
         self.mode = mode
         self.cosine = bool(cosine)
         self.update_every = int(update_every)
+        # Where the backend compiles a step for each phase of `update_every`
+        # (`keras_mtl.training.step.phased_train_function`), the phase the
+        # step being traced runs: "recompute" or "reuse"; None: one step
+        # with a conditional.
+        self.phase: str | None = None
+        self.phased = True
         self.task_names = model.task_names
         self.num_tasks = len(model.tasks)
         key = balancer.key

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mtl import backend as mtl_backend
@@ -202,3 +203,49 @@ def train_step(model: Any, *args: Any) -> Any:
         for v in model.metrics_variables
     ]
     return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+
+def phased_train_function(model: Any) -> Any:
+    """For a Gramian method with `update_every` > 1 on a backend that
+    compiles whole steps (`jit_step`, JAX): a train function that runs one
+    of two compiled steps, the one that recomputes the weights or the one
+    that reuses them, chosen on the host from the method's step counter;
+    None elsewhere (one step with a conditional). XLA on CPU runs
+    convolutions inside a conditional's branch about 10x slower than
+    outside one, which made a conv trunk's `update_every=4` step slower
+    than recomputing every step (docs/benchmarks.md)."""
+    prims = mtl_backend.module()
+    balancing = getattr(model, "_balancing", None)
+    if (
+        getattr(prims, "jit_step", None) is None
+        or balancing is None
+        or balancing.balancer.level != "gramian"
+        or balancing.update_every == 1
+        or not balancing.phased
+        or model.run_eagerly
+        or not model.jit_compile
+        or keras.distribution.distribution() is not None
+    ):
+        return None
+    index = [id(v) for v in model.non_trainable_variables].index(
+        id(balancing.state.step)
+    )
+
+    def traced(phase: str) -> Any:
+        def step(state: Any, data: Any) -> Any:
+            balancing.phase = phase
+            try:
+                return model.train_step(state, data)
+            finally:
+                balancing.phase = None
+
+        return prims.jit_step(step)
+
+    steps = {phase: traced(phase) for phase in ("recompute", "reuse")}
+
+    def step_function(state: Any, data: Any) -> Any:
+        count = int(np.asarray(state[1][index]))
+        due = count % balancing.update_every == 0
+        return steps["recompute" if due else "reuse"](state, data)
+
+    return model._make_function(step_function)
