@@ -171,6 +171,33 @@ def test_phased_steps_equal_one_step_with_a_conditional(rng):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.model
+def test_update_every_through_an_embedding(rng):
+    """`update_every` on an encoder with an embedding, whose gradient
+    TensorFlow's tape gives as sparse slices in one kind of step and dense
+    in the other: both steps train, and the weights are reused between
+    recomputations."""
+    from keras_mtl.encoders import TransformerEncoder
+
+    keras.utils.set_random_seed(0)
+    inputs = {"text": keras.Input((6,), dtype="int32", name="text")}
+    encoder = TransformerEncoder(8, heads=2, ff_dim=8, max_length=6, vocab_size=20)
+    model = build_model(inputs, encoder, [Task("a"), Task("b")])
+    model.compile(optimizer="sgd", balancer="upgrad", update_every=2)
+    x = {"text": rng.integers(1, 20, (32, 6)).astype("int32")}
+    y = {t: rng.integers(0, 2, 32).astype("float32") for t in "ab"}
+    before = [w.copy() for w in model.get_weights()]
+    seen = []
+    for _ in range(3):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+        seen.append(as_numpy(model.balancer_state.last_gramian).copy())
+    np.testing.assert_array_equal(seen[1], seen[0])
+    assert not np.array_equal(seen[2], seen[0])
+    table = as_numpy(model.get_layer(encoder.name).symbol_layer.embeddings)
+    start = before[[w.shape for w in before].index(table.shape)]
+    assert not np.allclose(table, start)
+
+
 def test_state_is_saved_and_restored(rng, tmp_path):
     model = _model()
     model.compile(
@@ -333,26 +360,30 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, skip, rng):
 
 @pytest.mark.model
 @pytest.mark.parametrize(
-    ("lstm_kwargs", "features", "ruled"),
+    ("layer", "kwargs", "features", "ruled"),
     backend_cover.cases(
         [
-            ({}, 3, True),
-            ({}, 40, True),
-            ({"use_bias": False}, 3, True),
-            ({"go_backwards": True}, 3, False),
-            ({"activation": "relu"}, 3, False),
-            ({"recurrent_dropout": 0.1}, 3, False),
+            ("LSTM", {}, 3, True),
+            ("LSTM", {}, 40, True),
+            ("LSTM", {"use_bias": False}, 3, True),
+            ("LSTM", {"go_backwards": True}, 3, False),
+            ("LSTM", {"activation": "relu"}, 3, False),
+            ("LSTM", {"recurrent_dropout": 0.1}, 3, False),
+            ("GRU", {}, 3, True),
+            ("GRU", {"use_bias": False}, 3, True),
+            ("GRU", {"reset_after": False}, 3, False),
+            ("GRU", {"go_backwards": True}, 3, False),
         ],
-        # The rule's numbers on each backend (both ways of summing the
-        # input kernel's gradient); which layers get it is backend-neutral.
-        [({}, 3, True), ({}, 40, True)],
+        # The rules' numbers on each backend (both ways of summing the LSTM
+        # input kernel's gradient); which layers get one is backend-neutral.
+        [("LSTM", {}, 3, True), ("LSTM", {}, 40, True), ("GRU", {}, 3, True)],
     ),
 )
-def test_keras_lstm_rule_equals_autodiff(lstm_kwargs, features, ruled, rng):
-    """The seed's own layer, `keras.layers.LSTM`, gets the LSTM rule when it
-    is a plain LSTM (same training run as autodiff); any other LSTM takes
-    autodiff. With 3 tasks of 5 units, 3 input features sum the input
-    kernel's gradient step by step, 40 in one product after the
+def test_keras_recurrent_rules_equal_autodiff(layer, kwargs, features, ruled, rng):
+    """The seed's own layer, `keras.layers.LSTM`, and `keras.layers.GRU` get
+    their rules when they are plain (same training run as autodiff); any
+    other takes autodiff. With 3 tasks of 5 units, 3 input features sum the
+    LSTM input kernel's gradient step by step, 40 in one product after the
     recursion."""
 
     def make():
@@ -360,7 +391,7 @@ def test_keras_lstm_rule_equals_autodiff(lstm_kwargs, features, ruled, rng):
         inputs = {n: keras.Input((7, features), name=n) for n in ("p", "q")}
         return build_model(
             inputs,
-            keras.layers.LSTM(5, **lstm_kwargs),
+            getattr(keras.layers, layer)(5, **kwargs),
             [Task("a"), Task("b", inputs=["q"]), Task("c", hidden=[3])],
         )
 

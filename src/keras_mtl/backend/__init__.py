@@ -18,7 +18,8 @@ module of it). The balanced train step is written once over them, in
 * optionally `global_task_losses`, `replicas`, `reduce_gradients`,
   `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
   under data parallelism, in how a guarded optimizer steps, in random state
-  and in input pipelines.
+  and in input pipelines; `jit_step`, where whole train steps are compiled
+  (JAX), so that `update_every`'s two kinds of step compile apart.
 """
 
 from __future__ import annotations

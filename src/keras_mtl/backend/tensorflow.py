@@ -86,8 +86,22 @@ def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, A
     return out, aux, Pullback(tape, out, leaves, primals)
 
 
+def _dense(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """`fn` with sparse gradients (`tf.IndexedSlices`, a tape's gradient of
+    an embedding lookup) made dense, so both branches of a `tf.cond` agree."""
+
+    def run() -> Any:
+        return tf.nest.map_structure(
+            lambda t: tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t,
+            fn(),
+            expand_composites=False,
+        )
+
+    return run
+
+
 def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
-    return tf.cond(pred, when_true, when_false)
+    return tf.cond(pred, _dense(when_true), _dense(when_false))
 
 
 def no_grad() -> contextlib.AbstractContextManager:
