@@ -31,21 +31,42 @@ from keras_mtl.encoders import gru_kernels, lstm_kernels
 Tensor = Any
 
 
-class KerasLSTM:
-    """The rule of a `keras.layers.LSTM` returning its last state, with
-    Keras's default activations and no dropout (`_plain_recurrent`; the
-    recurrence of `lstm_kernels`, which computes Keras's numbers).
+class KerasRecurrent:
+    """A rule for a Keras recurrent layer returning its last state, with
+    Keras's default activations (tanh, sigmoid gates) and no dropout,
+    forward in time, no state carried between batches and no layer losses.
 
     Args:
-        layer: The LSTM layer (`KerasLSTM.applies(layer)` holds).
+        layer: The layer (`applies(layer)` holds).
     """
 
-    def __init__(self, layer: keras.layers.LSTM) -> None:
+    layer_class: type = keras.layers.RNN
+
+    def __init__(self, layer: Any) -> None:
         self.layer = layer
 
-    @staticmethod
-    def applies(layer: Any) -> bool:
-        return type(layer) is keras.layers.LSTM and _plain_recurrent(layer)
+    @classmethod
+    def applies(cls, layer: Any) -> bool:
+        if type(layer) is not cls.layer_class:
+            return False
+        cell = layer.cell
+        return (
+            cell.activation is keras.activations.tanh
+            and cell.recurrent_activation is keras.activations.sigmoid
+            and not (layer.return_sequences or layer.return_state)
+            and not (layer.go_backwards or layer.stateful)
+            and cell.dropout == 0
+            and cell.recurrent_dropout == 0
+            and not layer.losses
+            and layer.activity_regularizer is None
+        )
+
+
+class KerasLSTM(KerasRecurrent):
+    """The rule of a plain `keras.layers.LSTM` (the recurrence of
+    `lstm_kernels`, which computes Keras's numbers)."""
+
+    layer_class = keras.layers.LSTM
 
     def forward_saving(self, inputs: Tensor) -> tuple[Tensor, Any]:
         cell = self.layer.cell
@@ -72,42 +93,15 @@ class KerasLSTM:
         return out
 
 
-def _plain_recurrent(layer: Any) -> bool:
-    """A recurrent layer with Keras's default activations and no dropout,
-    forward in time, last state only, no state carried between batches, no
-    layer losses."""
-    cell = layer.cell
-    return (
-        cell.activation is keras.activations.tanh
-        and cell.recurrent_activation is keras.activations.sigmoid
-        and not (layer.return_sequences or layer.return_state)
-        and not (layer.go_backwards or layer.stateful)
-        and cell.dropout == 0
-        and cell.recurrent_dropout == 0
-        and not layer.losses
-        and layer.activity_regularizer is None
-    )
+class KerasGRU(KerasRecurrent):
+    """The rule of a plain `keras.layers.GRU` in Keras's default convention
+    (`reset_after=True`; the recurrence of `gru_kernels`)."""
 
+    layer_class = keras.layers.GRU
 
-class KerasGRU:
-    """The rule of a `keras.layers.GRU` returning its last state, in Keras's
-    default convention (`reset_after=True`), with Keras's default
-    activations and no dropout (`gru_kernels`).
-
-    Args:
-        layer: The GRU layer (`KerasGRU.applies(layer)` holds).
-    """
-
-    def __init__(self, layer: keras.layers.GRU) -> None:
-        self.layer = layer
-
-    @staticmethod
-    def applies(layer: Any) -> bool:
-        return (
-            type(layer) is keras.layers.GRU
-            and layer.cell.reset_after
-            and _plain_recurrent(layer)
-        )
+    @classmethod
+    def applies(cls, layer: Any) -> bool:
+        return super().applies(layer) and bool(layer.cell.reset_after)
 
     def _biases(self) -> tuple[Tensor | None, Tensor | None]:
         cell = self.layer.cell
