@@ -448,3 +448,110 @@ def test_epoch_logs_keep_the_weights_through_validation(rng):
     for i, task in enumerate(("a", "b", "c")):
         assert history[f"weight/{task}"][0] == pytest.approx(float(last[i]))
         assert history[f"weight/{task}"][0] > 0
+
+
+def _dense_trunks(kind):
+    """Encoders with plain Dense layers: every branch of the Dense rule."""
+    if kind in ("mlp-narrow", "mlp-wide", "mlp-dropout"):
+        from keras_mtl.encoders import MLPEncoder
+
+        width = 40 if kind == "mlp-wide" else 5
+        drop = 0.3 if kind == "mlp-dropout" else 0.0
+        return {"x": (width,)}, MLPEncoder((16, 8), dropout=drop), (width,)
+    if kind == "conv":
+        trunk = keras.Sequential(
+            [
+                keras.layers.Conv1D(4, 3, activation="relu"),
+                keras.layers.Flatten(),
+                keras.layers.Dense(6, activation="tanh"),
+            ]
+        )
+        return {"x": (7, 3)}, trunk, (7, 3)
+    # One Dense over a sequence, applied to two inputs (rows joined).
+    trunk = keras.Sequential(
+        [keras.layers.Dense(5, use_bias=False), keras.layers.GlobalAveragePooling1D()]
+    )
+    return {"p": (7, 6), "q": (7, 6)}, trunk, (7, 6)
+
+
+DENSE_KINDS = ["mlp-narrow", "mlp-wide", "mlp-dropout", "conv", "shared-sequence"]
+
+
+def _dense_model(kind):
+    keras.utils.set_random_seed(5)
+    inputs, encoder, _ = _dense_trunks(kind)
+    tasks = [Task("a"), Task("b", hidden=[3]), Task("c")]
+    if kind == "shared-sequence":
+        tasks = [Task("a", inputs=["p"]), Task("b"), Task("c", inputs=["q"])]
+    return build_model(inputs, encoder, tasks)
+
+
+def _dense_data(kind, rng, n=48):
+    inputs, _, shape = _dense_trunks(kind)
+    x = {name: rng.normal(size=(n, *shape)).astype("float32") for name in inputs}
+    y = {t: rng.integers(0, 2, n).astype("float32") for t in "abc"}
+    return x, y
+
+
+@backend_cover.once("layer rules need static shapes; other backends take autodiff")
+@pytest.mark.parametrize("kind", DENSE_KINDS)
+def test_dense_rule_rows_equal_autodiff(kind, rng):
+    """The Dense rule's rows, Gramian, weighted update and single pass are
+    autodiff's numbers, with and without the kernel products (R < F)."""
+    from keras_mtl import backend as mtl_backend
+    from keras_mtl.training.algebra import combine, gramian
+    from keras_mtl.training.rows import AutodiffRows
+
+    model = _dense_model(kind)
+    model.compile(optimizer="sgd", balancer="upgrad")
+    split = model._balancing.split
+    assert split.layer_rules
+    x, _ = _dense_data(kind, rng, n=16)
+    enc = split.encoder
+    args = (
+        mtl_backend.module(),
+        enc,
+        [v.value for v in enc.trainable_variables],
+        [v.value for v in enc.non_trainable_variables],
+        x,
+    )
+    ruled, plain = AutodiffRows(*args, split.layer_rules), AutodiffRows(*args)
+    jz = [rng.normal(size=(3, *z.shape)).astype("float32") for z in plain.z]
+    weights = np.array([0.2, 1.5, 0.7], "float32")
+    expected_rows = plain.jacobian(jz)
+    g, update = ruled.gramian_rows(jz)
+    close = {"rtol": 2e-4, "atol": 2e-5}
+    np.testing.assert_allclose(as_numpy(g), as_numpy(gramian(expected_rows)), **close)
+    pairs = [
+        (ruled.jacobian(jz), expected_rows),
+        (update(weights), combine(weights, expected_rows)),
+        (ruled.through([j[1] for j in jz]), plain.through([j[1] for j in jz])),
+    ]
+    for got, expected in pairs:
+        assert len(got) == len(enc.trainable_variables)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(as_numpy(a), as_numpy(b), **close)
+
+
+@backend_cover.once("layer rules need static shapes; other backends take autodiff")
+@pytest.mark.parametrize(
+    ("kind", "method"),
+    [
+        ("mlp-dropout", "upgrad"),
+        ("conv", "pcgrad"),
+        ("shared-sequence", "mgda"),
+        ("mlp-wide", {"name": "upgrad", "update_every": 2}),
+    ],
+)
+def test_dense_rule_trains_as_autodiff(kind, method, rng):
+    """Training with the rule equals training with autodiff rows."""
+    fast, slow = _dense_model(kind), _dense_model(kind)
+    for model in (fast, slow):
+        model.compile(optimizer=keras.optimizers.SGD(0.5), balancer=method)
+    slow._balancing.split.layer_rules = None  # force autodiff per task
+    x, y = _dense_data(kind, rng)
+    for model in (fast, slow):
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    assert not np.allclose(fast.get_weights()[0], _dense_model(kind).get_weights()[0])

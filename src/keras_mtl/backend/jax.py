@@ -33,6 +33,10 @@ def scan(f: Any, init: Any, xs: Any, y_like: Any, reverse: bool) -> tuple[Any, A
 #: Keras's JAX trainer threads every variable's value through the step.
 STATELESS = True
 
+#: Shapes are known where a step is traced, and XLA drops computations whose
+#: results nothing uses (layer rules in `keras_mtl.training.rows` rely on both).
+STATIC_SHAPES = True
+
 
 class Pullback:
     """The VJP of one forward call: any number of backward passes."""

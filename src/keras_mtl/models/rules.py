@@ -21,6 +21,8 @@ autodiff elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -142,6 +144,116 @@ class KerasGRU(KerasRecurrent):
         if cell.use_bias:
             out.append((cell.bias, ops.stack([d_ibias, d_rbias], axis=1)))
         return out
+
+
+class KerasDense:
+    """The rule of a plain `keras.layers.Dense`: each task's gradient of its
+    weights from the layer's inputs X (rows R x F, every call's leading
+    axes flattened and joined) and the task's cotangent D_t of its
+    pre-activation output (R x U): X^T D_t for the kernel, the column sums
+    of D_t for the bias.
+
+    The Gramian of those rows needs neither: <X^T D_s, X^T D_t> is the sum
+    of (X X^T) * (D_s D_t^T), R x R products instead of F x U rows per task
+    where R < F. The layer-wise Gramian is the idea of torchjd's autogram
+    engine (Quinton & Rey, "Jacobian Descent for Multi-Objective
+    Optimization", 2024).
+
+    Args:
+        layer: The layer (`applies(layer)` holds).
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.variables = [layer.kernel] + ([layer.bias] if layer.use_bias else [])
+
+    @staticmethod
+    def applies(layer: Any) -> bool:
+        return (
+            type(layer) is keras.layers.Dense
+            and layer.built
+            and not layer.lora_enabled
+            and layer.quantization_mode is None
+            and layer.kernel.trainable
+            and layer.kernel_regularizer is None
+            and layer.bias_regularizer is None
+            and layer.activity_regularizer is None
+        )
+
+    def call(
+        self, inputs: Tensor, perturbation: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """The layer's output and its pre-activation, plus `perturbation`
+        (zeros whose cotangent is D_t)."""
+        layer = self.layer
+        pre = ops.matmul(inputs, layer.kernel)
+        if layer.use_bias:
+            pre = pre + layer.bias
+        if perturbation is not None:
+            pre = pre + perturbation
+        out = layer.activation(pre) if layer.activation is not None else pre
+        return out, pre
+
+    def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
+        """Per-task gradients from X (R x F) and D (tasks, R, U)."""
+        out = [(self.layer.kernel, _per_task_products(x, d))]
+        if self.layer.use_bias:
+            out.append((self.layer.bias, ops.sum(d, axis=1)))
+        return out
+
+    def gramian(self, x: Tensor, d: Tensor) -> Tensor:
+        """The tasks' Gramian of this layer's weights, from X and D."""
+        x = ops.cast(x, "float32")
+        d = ops.cast(d, "float32")
+        tasks, rows, units = d.shape
+        features = x.shape[-1]
+        if rows * rows * (features + tasks * units) < tasks * rows * features * units:
+            products = ops.matmul(x, ops.transpose(x))
+            mixed = ops.stack([ops.matmul(products, d[t]) for t in range(tasks)])
+            g = ops.matmul(
+                ops.reshape(mixed, (tasks, -1)),
+                ops.transpose(ops.reshape(d, (tasks, -1))),
+            )
+        else:
+            flat = ops.reshape(_per_task_products(x, d), (tasks, -1))
+            g = ops.matmul(flat, ops.transpose(flat))
+        if self.layer.use_bias:
+            sums = ops.sum(d, axis=1)
+            g = g + ops.matmul(sums, ops.transpose(sums))
+        return g
+
+
+def _per_task_products(x: Tensor, d: Tensor) -> Tensor:
+    """X^T D_t for each task t: (tasks, F, U), one plain product per task."""
+    xt = ops.transpose(x)
+    return ops.stack([ops.matmul(xt, d[t]) for t in range(d.shape[0])])
+
+
+@contextlib.contextmanager
+def perturbed(
+    rules: list[KerasDense], perturbations: list[Tensor] | None, calls: list
+) -> Iterator[None]:
+    """Within, each call of a ruled layer adds the next of `perturbations`
+    (none when None) to its pre-activation and appends (rule, inputs,
+    pre-activation) to `calls`."""
+
+    def patched(rule: KerasDense) -> Any:
+        def call(inputs: Tensor, training: Any = None) -> Tensor:
+            index = len(calls)
+            extra = None if perturbations is None else perturbations[index]
+            out, pre = rule.call(inputs, extra)
+            calls.append((rule, inputs, pre))
+            return out
+
+        return call
+
+    for rule in rules:
+        object.__setattr__(rule.layer, "call", patched(rule))
+    try:
+        yield
+    finally:
+        for rule in rules:
+            rule.layer.__dict__.pop("call", None)
 
 
 def rule_for(layer: Any) -> Any:

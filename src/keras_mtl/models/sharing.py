@@ -21,7 +21,7 @@ from typing import Any
 
 import keras
 
-from keras_mtl.models.rules import rule_for
+from keras_mtl.models.rules import KerasDense, rule_for
 
 
 def _node_of(tensor: Any) -> tuple[Any, int] | None:
@@ -69,6 +69,9 @@ class Split:
             gradient rule (`keras_mtl.models.rules`: `LSTMEncoder`, Keras's
             `LSTM`) applied to model inputs, one (rule, input tensor) per
             representation tensor; else None (autodiff per task).
+        layer_rules: Rules of the encoder's layers, nested ones included,
+            whose per-task rows are written out within an autodiff pass
+            (`KerasDense`), or None without any.
     """
 
     encoder: keras.Model
@@ -78,6 +81,7 @@ class Split:
     shared: list[Any]
     task_variables: dict[str, list[Any]]
     kernel: list[tuple[Any, Any]] | None = None
+    layer_rules: list[Any] | None = None
 
 
 def split_model(model: keras.Model) -> Split | None:
@@ -156,7 +160,22 @@ def split_model(model: keras.Model) -> Split | None:
         shared,
         task_variables,
         _kernel(model, encoder, representation),
+        _layer_rules(encoder, heads),
     )
+
+
+def _layer_rules(encoder: keras.Model, heads: keras.Model) -> list[Any] | None:
+    """A `KerasDense` rule for every plain Dense layer of the encoder whose
+    weights only the encoder uses."""
+    ours = {id(v) for v in encoder.trainable_variables}
+    ours -= {id(v) for v in heads.trainable_variables}
+    rules = [
+        KerasDense(layer)
+        for layer in encoder._flatten_layers(include_self=False, recursive=True)
+        if KerasDense.applies(layer)
+        and all(id(v) in ours for v in layer.trainable_variables)
+    ]
+    return rules or None
 
 
 def _kernel(model: keras.Model, encoder: keras.Model, representation: list[Any]) -> Any:

@@ -64,10 +64,9 @@ class Step(NamedTuple):
 
 
 def gramian_step(
-    balancing: Balancing, pieces: list[Tensor], losses: Tensor, counts: Tensor
+    balancing: Balancing, g: Tensor, losses: Tensor, counts: Tensor
 ) -> Step:
-    """Weights of a Gramian method from Jacobian pieces."""
-    g = gramian(pieces)
+    """Weights of a Gramian method from the tasks' Gramian."""
     k = balancing.num_tasks
     out, new_state = balancing.gramian_weights(g, losses, counts)
     return Step([], out[:k], out[k:], new_state, g)
@@ -90,7 +89,8 @@ def jacobian_step(
     )
 
 
-def _add(a: list[Tensor], b: list[Tensor] | None) -> list[Tensor]:
+def plus(a: list[Tensor], b: list[Tensor] | None) -> list[Tensor]:
+    """a + b piece by piece, or a when b is None."""
     return a if b is None else [x + y for x, y in zip(a, b, strict=True)]
 
 
@@ -99,9 +99,7 @@ def decide(
     jz: list[Tensor],
     losses: Tensor,
     counts: Tensor,
-    through_encoder: Any,
-    encoder_jacobian: Any,
-    encoder_reg: Any,
+    rows: Any,
     cond: Any,
 ) -> tuple[list[Tensor], Step]:
     """The update of the shared variables for one step, on any backend.
@@ -112,11 +110,11 @@ def decide(
             shape (tasks, ...).
         losses: The (weighted) task losses, shape (tasks,).
         counts: Labelled samples per task in the batch.
-        through_encoder: dz pieces -> gradients of the shared variables
-            (one backward pass through the encoder, layer losses included).
-        encoder_jacobian: jz -> per-task gradients of the shared variables,
-            pieces of shape (tasks, *variable shape).
-        encoder_reg: () -> gradients of the encoder's layer losses, or None.
+        rows: The encoder's task-row provider (`keras_mtl.training.rows`):
+            `through(dz)`, one backward pass (layer losses included);
+            `jacobian(jz)`, per-task gradients of the shared variables;
+            `gramian_rows(jz)`, their Gramian and the weighted update;
+            `reg()`, the gradients of the encoder's layer losses or None.
         cond: The backend's conditional, `cond(pred, true_fn, false_fn)`.
 
     Returns:
@@ -128,17 +126,17 @@ def decide(
     if method.level == "jacobian":
         if representation:
             step = jacobian_step(balancing, jz, losses, counts)
-            return through_encoder(step.shared), step
-        step = jacobian_step(balancing, encoder_jacobian(jz), losses, counts)
-        return _add(step.shared, encoder_reg()), step
+            return rows.through(step.shared), step
+        step = jacobian_step(balancing, rows.jacobian(jz), losses, counts)
+        return plus(step.shared, rows.reg()), step
 
     def recompute() -> tuple[list[Tensor], Step]:
         if representation:
-            step = gramian_step(balancing, jz, losses, counts)
-            return through_encoder(combine(step.weights, jz)), step
-        pieces = encoder_jacobian(jz)
-        step = gramian_step(balancing, pieces, losses, counts)
-        return _add(combine(step.weights, pieces), encoder_reg()), step
+            step = gramian_step(balancing, gramian(jz), losses, counts)
+            return rows.through(combine(step.weights, jz)), step
+        g, update = rows.gramian_rows(jz)
+        step = gramian_step(balancing, g, losses, counts)
+        return update(step.weights), step
 
     def reuse() -> tuple[list[Tensor], Step]:
         weights = store.last_weights.value
@@ -149,7 +147,7 @@ def decide(
             store.values(),
             store.last_gramian.value,
         )
-        return through_encoder(combine(weights, jz)), step
+        return rows.through(combine(weights, jz)), step
 
     if balancing.update_every == 1 or balancing.phase == "recompute":
         return recompute()

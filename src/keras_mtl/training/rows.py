@@ -18,7 +18,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_mtl.models.rules import KerasDense, perturbed
 from keras_mtl.models.sharing import Split
+from keras_mtl.training.algebra import combine, gramian, plus
 
 Tensor = Any
 
@@ -37,9 +39,37 @@ def heads_inputs(model: Any, split: Split, x: Any, z: list[Tensor]) -> list[Tens
     return list(z) + [input_value(model, x, t) for t in split.passthrough]
 
 
-class AutodiffRows:
+class Rows:
+    """What every task-row provider offers besides its passes: the tasks'
+    Gramian of the shared variables and the update for given task weights."""
+
+    def gramian_rows(self, jz: list[Tensor]) -> tuple[Tensor, Any]:
+        """(G, update): the Gramian of the shared variables' task rows for
+        the cotangents jz, and `update(weights)`, the gradients of the
+        shared variables (layer losses included) for the weighted sum of the
+        tasks. By default from the rows themselves."""
+        pieces = self.jacobian(jz)
+        return gramian(pieces), lambda w: plus(combine(w, pieces), self.reg())
+
+    def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
+        raise NotImplementedError
+
+    def reg(self) -> list[Tensor] | None:
+        raise NotImplementedError
+
+
+class AutodiffRows(Rows):
     """Task rows by autodiff: the VJP of the encoder's stateless call, one
     backward pass per cotangent, batched over the tasks' cotangents.
+
+    With layer rules (`Split.layer_rules`: `keras_mtl.models.rules.KerasDense`)
+    the VJP stops at the ruled layers' weights: each call of a ruled layer
+    adds a zero perturbation to its pre-activation, whose cotangent per task
+    is all the rule needs, and its weights' rows, their Gramian and the
+    update come from the rule. A Gramian method then never holds those
+    weights' rows (docs/benchmarks.md). Rules need shapes known where the
+    step is traced (`STATIC_SHAPES`, JAX): a forward pass run only for the
+    perturbations' shapes, whose results nothing uses, costs nothing there.
 
     Args:
         prims: The backend's primitives (`keras_mtl.backend.module()`).
@@ -47,6 +77,7 @@ class AutodiffRows:
         trainable: Its trainable variables' values for this step.
         non_trainable: Its non-trainable variables' values.
         x: The batch's inputs.
+        rules: Rules of the encoder's layers (none by default).
     """
 
     def __init__(
@@ -56,39 +87,121 @@ class AutodiffRows:
         trainable: list[Tensor],
         non_trainable: list[Tensor],
         x: Any,
+        rules: list[KerasDense] | None = None,
     ) -> None:
         self.has_reg = False
+        self.rules = list(rules or [])
+        ruled = {id(v) for rule in self.rules for v in rule.variables}
+        self.variables = encoder.trainable_variables
+        self.free = [i for i, v in enumerate(self.variables) if id(v) not in ruled]
 
-        def forward(variables: list[Tensor]) -> tuple[Any, Any]:
-            z, new_n, reg = encoder.stateless_call(
-                variables, non_trainable, x, training=True, return_losses=True
-            )
+        def run(free: list[Tensor], extra: list[Tensor] | None, calls: list) -> Any:
+            values = list(trainable)
+            for i, value in zip(self.free, free, strict=True):
+                values[i] = value
+            with perturbed(self.rules, extra, calls):
+                z, new_n, reg = encoder.stateless_call(
+                    values, non_trainable, x, training=True, return_losses=True
+                )
             self.has_reg = bool(reg)
             total = sum(reg) if reg else ops.zeros((), "float32")
             z = list(z) if isinstance(z, list | tuple) else [z]
             return (z, total), new_n
 
-        (self.z, _), self.non_trainable, self.pullback = prims.vjp(forward, trainable)
+        free = [trainable[i] for i in self.free]
+        probe: list = []
+        if self.rules:
+            run(free, None, probe)
+        self.calls = [rule for rule, _, _ in probe]
+        extra = [ops.zeros(pre.shape, pre.dtype) for _, _, pre in probe]
+
+        def forward(primals: list[Any]) -> tuple[Any, Any]:
+            calls: list = []
+            out, new_n = run(*primals, calls)
+            return out, (new_n, [inputs for _, inputs, _ in calls])
+
+        (self.z, _), aux, self.pullback = prims.vjp(forward, [free, extra])
+        self.non_trainable, self.inputs = aux
+
+    def _ruled(self, cotangents: list[Tensor]) -> list[tuple[Any, Tensor, Tensor]]:
+        """(rule, X, D) per ruled layer from the perturbations' cotangents
+        (each with a leading task axis): its calls' inputs and cotangents,
+        leading axes flattened into rows and joined."""
+        by_rule: dict[int, tuple[Any, list, list]] = {}
+        for rule, inputs, cot in zip(self.calls, self.inputs, cotangents, strict=True):
+            tasks, units = cot.shape[0], cot.shape[-1]
+            entry = by_rule.setdefault(id(rule), (rule, [], []))
+            entry[1].append(ops.reshape(inputs, (-1, inputs.shape[-1])))
+            entry[2].append(ops.reshape(cot, (tasks, -1, units)))
+        return [
+            (rule, _joined(xs, 0), _joined(ds, 1)) for rule, xs, ds in by_rule.values()
+        ]
+
+    def _assemble(self, free: list[Tensor], ruled: dict[int, Tensor]) -> list[Tensor]:
+        out = [None] * len(self.variables)
+        for i, value in zip(self.free, free, strict=True):
+            out[i] = value
+        for i, v in enumerate(self.variables):
+            if id(v) in ruled:
+                out[i] = ruled[id(v)]
+        return out
+
+    def _pass(self, dz: list[Tensor], reg: Tensor) -> list[Tensor]:
+        free, cots = self.pullback((list(dz), reg))
+        parts = self._ruled([ops.expand_dims(c, 0) for c in cots])
+        ruled = {
+            id(v): g[0] for rule, x, d in parts for v, g in rule.task_gradients(x, d)
+        }
+        return self._assemble(free, ruled)
 
     def through(self, dz: list[Tensor]) -> list[Tensor]:
         """One backward pass for cotangents dz of Z, layer losses included."""
         reg = ops.ones((), "float32") if self.has_reg else ops.zeros((), "float32")
-        return self.pullback((list(dz), reg))
+        return self._pass(dz, reg)
+
+    def _batched(self, jz: list[Tensor]) -> tuple[list[Tensor], list]:
+        rows = int(jz[0].shape[0])
+        free, cots = self.pullback.batched((list(jz), ops.zeros((rows,), "float32")))
+        return free, self._ruled(cots)
 
     def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
         """Per-task gradients of the encoder's variables: one backward pass
         per row of the cotangents jz (pieces of shape (tasks, ...))."""
-        rows = int(jz[0].shape[0])
-        return self.pullback.batched((list(jz), ops.zeros((rows,), "float32")))
+        free, parts = self._batched(jz)
+        ruled = {id(v): g for rule, x, d in parts for v, g in rule.task_gradients(x, d)}
+        return self._assemble(free, ruled)
+
+    def gramian_rows(self, jz: list[Tensor]) -> tuple[Tensor, Any]:
+        """The Gramian layer by layer where rules apply (see `Rows`)."""
+        if not self.rules:
+            return super().gramian_rows(jz)
+        free, parts = self._batched(jz)
+        g = sum(rule.gramian(x, d) for rule, x, d in parts)
+        if free:
+            g = g + gramian(free)
+
+        def update(weights: Tensor) -> list[Tensor]:
+            ruled = {}
+            for rule, x, d in parts:
+                summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
+                for v, grad in rule.task_gradients(x, ops.expand_dims(summed, 0)):
+                    ruled[id(v)] = grad[0]
+            return plus(self._assemble(combine(weights, free), ruled), self.reg())
+
+        return g, update
 
     def reg(self) -> list[Tensor] | None:
         """Gradients of the encoder's layer losses, or None without any."""
         if not self.has_reg:
             return None
-        return self.pullback(([ops.zeros_like(t) for t in self.z], ops.ones(())))
+        return self._pass([ops.zeros_like(t) for t in self.z], ops.ones(()))
 
 
-class KernelRows:
+def _joined(parts: list[Tensor], axis: int) -> Tensor:
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
+
+
+class KernelRows(Rows):
     """Task rows through layer rules (see `Split.kernel` and
     `keras_mtl.models.rules`: `LSTMEncoder`, Keras's `LSTM`): the encoder's
     forward pass and per-task gradients written out, no autodiff through
@@ -178,7 +291,8 @@ def rows_for(
     """The task-row provider of a split model: its layers' own kernels when
     every shared variable has one, else autodiff."""
     if split.kernel is None:
-        return AutodiffRows(prims, split.encoder, trainable, non_trainable, x)
+        rules = split.layer_rules if getattr(prims, "STATIC_SHAPES", False) else None
+        return AutodiffRows(prims, split.encoder, trainable, non_trainable, x, rules)
     encoder = split.encoder
     mapping = list(zip(encoder.trainable_variables, trainable, strict=True))
     mapping += list(zip(encoder.non_trainable_variables, non_trainable, strict=True))

@@ -126,9 +126,7 @@ def balanced_gradients(
             jz,
             ops.stop_gradient(task_l),
             ops.stack(counts),
-            rows.through,
-            rows.jacobian,
-            rows.reg,
+            rows,
             prims.cond,
         )
         updates = new_state_values(balancing, step)
