@@ -13,7 +13,7 @@ timed before and after (the reference is the mean).
 
 torchjd is an optional extra (`pip install -e .[anchor]`, torchjd 0.18).
 
-    python benchmarks/anchor_torchjd.py [--model lstm,seed,conv,transformer,mlp]
+    python benchmarks/anchor_torchjd.py [--model lstm,seed,conv,transformer,mlp,wide]
         [--tasks 3,10] [--steps 10]
 """
 
@@ -30,6 +30,7 @@ from torch import nn
 
 BATCH = 64
 TASKS = {"lstm": "2,10", "seed": "2", "conv": "3,10", "transformer": "4", "mlp": "2,10"}
+TASKS["wide"] = "2,10"
 
 
 class Seed(nn.Module):
@@ -126,16 +127,19 @@ class Transformer(nn.Module):
 
 
 class MLP(nn.Module):
-    """Dense 256-128 on 128 features; sigmoid heads."""
+    """Dense 256-128 on 128 features (`wide`: 1024-1024 on 1024); sigmoid
+    heads."""
 
     inputs = 1
+    width, units = 128, (256, 128)
 
     def __init__(self, tasks: int) -> None:
         super().__init__()
+        first, second = self.units
         self.trunk = nn.Sequential(
-            nn.Linear(128, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU()
+            nn.Linear(self.width, first), nn.ReLU(), nn.Linear(first, second), nn.ReLU()
         )
-        self.heads = nn.ModuleList([nn.Linear(128, 1) for _ in range(tasks)])
+        self.heads = nn.ModuleList([nn.Linear(second, 1) for _ in range(tasks)])
 
     def features(self, x: list[torch.Tensor]) -> torch.Tensor:
         return self.trunk(x[0])
@@ -143,6 +147,13 @@ class MLP(nn.Module):
 
 MODELS = {"lstm": Seed, "seed": Seed, "conv": Conv, "transformer": Transformer}
 MODELS["mlp"] = MLP
+
+
+class Wide(MLP):
+    width, units = 1024, (1024, 1024)
+
+
+MODELS["wide"] = Wide
 
 
 def batch(name: str, model: nn.Module, gen: torch.Generator) -> tuple[list, list]:
@@ -155,7 +166,7 @@ def batch(name: str, model: nn.Module, gen: torch.Generator) -> tuple[list, list
     elif name == "transformer":
         x = [torch.randint(1, 256, (BATCH, 160), generator=gen)]
     else:
-        x = [torch.randn(BATCH, 128, generator=gen)]
+        x = [torch.randn(BATCH, model.width, generator=gen)]
     y = []
     for head in model.heads:
         width = head.out_features

@@ -15,14 +15,18 @@ Models (`--model`, comma-separated):
 * `transformer`: the TweetEval Transformer (`TransformerEncoder(64, heads=4,
   ff_dim=128)` over a 32-wide byte embedding, 160 bytes); its 4 tasks
   (emotion's 4 classes, hate, irony, offensive);
-* `mlp`: `MLPEncoder((256, 128))` on 128 features; 2 or 10 sigmoid heads.
+* `mlp`: `MLPEncoder((256, 128))` on 128 features; 2 or 10 sigmoid heads;
+* `wide`: `MLPEncoder((1024, 1024))` on 1024 features; 2 or 10 sigmoid heads
+  (the shared variables' Jacobian: 8 MiB per task).
 
 A method written `name@k` (`upgrad@4`) recomputes its weights every k steps
 (`update_every=k`) and reuses them in between; its step time is the mean
 over whole periods of k steps.
 
 With `--memory` (JAX), also each step's peak working memory: the temporary
-buffers XLA assigns to the compiled step (variables and batch excluded).
+buffers XLA assigns to the compiled step (variables and batch excluded),
+next to the size of the shared variables' full Jacobian (tasks x shared
+parameters x 4 bytes), which a Gramian method need not hold.
 With `--anchor`, `benchmarks/anchor_torchjd.py` times the same models in
 native PyTorch with torchjd in the same invocation, after the backends.
 
@@ -83,9 +87,10 @@ def model_for(num_tasks):
         encoder = TransformerEncoder(64, heads=4, ff_dim=128, max_length=length,
                                      symbols="embedding", embedding_dim=32)
         return build_model(inputs, encoder, tasks), [t.name for t in tasks], "bytes"
-    if model_name == "mlp":
-        inputs = {"features": keras.Input((128,), name="features")}
-        return build_model(inputs, MLPEncoder((256, 128)), [Task(n) for n in names]), names, "features"
+    if model_name in ("mlp", "wide"):
+        width, units = (128, (256, 128)) if model_name == "mlp" else (1024, (1024, 1024))
+        inputs = {"features": keras.Input((width,), name="features")}
+        return build_model(inputs, MLPEncoder(units), [Task(n) for n in names]), names, "features"
     raise SystemExit(f"unknown model {model_name!r}")
 
 
@@ -138,7 +143,9 @@ def time_method(num_tasks, method, mode):
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
     mem = temp_bytes(model, x, y) if memory and keras.backend.backend() == "jax" else None
-    return float(np.mean(times) if every else np.median(times)), mem
+    shared = model._balancing.split.shared if model._balancing else []
+    jac = num_tasks * sum(int(np.prod(v.shape)) for v in shared) * 4
+    return float(np.mean(times) if every else np.median(times)), mem, jac
 
 
 results = []
@@ -151,11 +158,11 @@ for num_tasks in tasks_list:
             cls = balancers.BALANCERS[method.partition("@")[0]]
             if cls.level == "loss" or cls.not_at_representation:
                 continue
-        t, mem = time_method(num_tasks, method, mode)
+        t, mem, jac = time_method(num_tasks, method, mode)
         if method == "ew":
             base.append(t)
         results.append({"tasks": num_tasks, "method": method, "mode": mode,
-                        "seconds": t, "temp_bytes": mem})
+                        "seconds": t, "temp_bytes": mem, "jacobian_bytes": jac})
     # EW again at the end: the reference is the mean of both EW runs.
     base.append(time_method(num_tasks, "ew", "parameter")[0])
     for r in results:
@@ -180,7 +187,14 @@ def run(backend: str, payload: list) -> dict:
     raise RuntimeError(f"{backend} failed:\n{proc.stderr[-3000:]}")
 
 
-TASKS = {"lstm": "2,10", "seed": "2", "conv": "3,10", "transformer": "4", "mlp": "2,10"}
+TASKS = {
+    "lstm": "2,10",
+    "seed": "2",
+    "conv": "3,10",
+    "transformer": "4",
+    "mlp": "2,10",
+    "wide": "2,10",
+}
 LENGTH = {"lstm": 280, "seed": 280, "transformer": 160}
 
 
@@ -227,9 +241,9 @@ def main() -> None:
             out = run(backend, payload)
             print(f"\n### {model}, {out['backend']}\n")
             memory = any(r["temp_bytes"] is not None for r in out["results"])
-            extra = " | temp MiB | memory ratio" if memory else ""
+            extra = " | temp MiB | memory ratio | Jacobian MiB" if memory else ""
             print("| method | mode | tasks | step s | EW step s | ratio" + extra + " |")
-            print("|---|---|---|---|---|---|" + ("---|---|" if memory else ""))
+            print("|---|---|---|---|---|---|" + ("---|---|---|" if memory else ""))
             ew_mem = {
                 r["tasks"]: r["temp_bytes"]
                 for r in out["results"]
@@ -243,6 +257,11 @@ def main() -> None:
                 if memory:
                     base = max(ew_mem[r["tasks"]], 1)
                     row += f" {r['temp_bytes'] / 2**20:.1f} | {r['temp_bytes'] / base:.2f}x |"
+                    row += (
+                        f" {r['jacobian_bytes'] / 2**20:.1f} |"
+                        if r["jacobian_bytes"]
+                        else " |"
+                    )
                 print(row)
             sys.stdout.flush()
     if args.anchor:
