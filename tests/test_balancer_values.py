@@ -225,7 +225,8 @@ DEVICE = [k for k, cls in balancers.BALANCERS.items() if getattr(cls, "device", 
 
 def _device_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """(Jacobian, present) pairs: generic, dependent rows, a duplicated
-    task, and tasks without labels in the batch."""
+    task, tasks without labels in the batch, and 10 and 12 tasks whose
+    gradients conflict (rows with a large shared part of either sign)."""
     generic = rng.normal(size=(4, 9))
     dependent = generic.copy()
     dependent[3] = dependent[0] + 2 * dependent[1]
@@ -241,7 +242,27 @@ def _device_cases(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray
         (generic, np.array([True, False, True, True])),
         (generic, np.array([False, False, True, False])),
         (generic, np.zeros(4, bool)),
+        (conflicting(rng, 10), np.ones(10, bool)),
+        (conflicting(rng, 12), rng.random(12) < 0.8),
     ]
+
+
+def test_projections_run_on_the_device_up_to_a_number_of_tasks():
+    """UPGrad's and DualProj's 2^k solves replace the host call up to 6
+    tasks on the CPU and 12 on an accelerator; closed forms at any count."""
+    for key in ("upgrad", "dualproj"):
+        method = balancers.get(key)
+        assert method.runs_on_device(6, False) and not method.runs_on_device(7, False)
+        assert method.runs_on_device(12, True) and not method.runs_on_device(13, True)
+    assert balancers.get("mean").runs_on_device(40, False)
+    assert not balancers.get("mgda").runs_on_device(2, True)
+
+
+def conflicting(rng: np.random.Generator, tasks: int) -> np.ndarray:
+    """Task gradients around one direction, of either sign, plus noise."""
+    common = rng.normal(size=30)
+    signs = rng.choice([-1.0, 1.0], size=(tasks, 1)) * rng.uniform(0.2, 2, (tasks, 1))
+    return signs * common + rng.normal(size=(tasks, 30))
 
 
 @pytest.mark.model
@@ -261,7 +282,9 @@ def test_closed_forms_on_device_equal_the_host(key, config, rng):
     from keras_mtl.training.balancing import _on_present
 
     method = balancers.get(key, **config)
-    assert {"mean", "imtl_g", "aligned_mtl", "config"} <= set(DEVICE)
+    assert {"mean", "imtl_g", "aligned_mtl", "config", "upgrad", "dualproj"} <= set(
+        DEVICE
+    )
     for jacobian, present in _device_cases(rng):
         gramian = jacobian @ jacobian.T
         inputs = Inputs(np.ones(len(gramian)), gramian, None)

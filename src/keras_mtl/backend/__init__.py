@@ -12,6 +12,8 @@ module of it). The balanced train step is written once over them, in
   `pullback.batched(cotangents)` one per row of cotangents stacked on a
   leading axis (the per-task rows);
 * `cond(pred, true_fn, false_fn)` and `no_grad()`;
+* `accelerator()`: whether steps run on a GPU or TPU (where small batched
+  solves beat a host call);
 * `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
   inside a compiled step (the solvers of the balancing methods are NumPy);
 * `scan`, `segment_sum`: loops and scatter-adds of the LSTM kernels;
@@ -19,7 +21,9 @@ module of it). The balanced train step is written once over them, in
   `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
   under data parallelism, in how a guarded optimizer steps, in random state
   and in input pipelines; `jit_step`, where whole train steps are compiled
-  (JAX), so that `update_every`'s two kinds of step compile apart.
+  (JAX), so that `update_every`'s two kinds of step compile apart;
+  `STATIC_SHAPES`, where shapes are known at tracing and unused results are
+  dropped (JAX), which layer rules inside autodiff need.
 """
 
 from __future__ import annotations

@@ -77,6 +77,11 @@ def jit_step(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return jax.jit(fn, donate_argnums=0)
 
 
+def accelerator() -> bool:
+    """Whether steps run on an accelerator (GPU or TPU)."""
+    return jax.default_backend() != "cpu"
+
+
 def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
     return jax.lax.cond(pred, when_true, when_false)
 

@@ -100,6 +100,13 @@ def _dense(fn: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
+def accelerator() -> bool:
+    """Whether steps run on an accelerator (GPU or TPU)."""
+    return bool(
+        tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+    )
+
+
 def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
     return tf.cond(pred, _dense(when_true), _dense(when_false))
 

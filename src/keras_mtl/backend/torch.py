@@ -110,6 +110,12 @@ def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, A
     return out, aux, Pullback(out, leaves, primals)
 
 
+def accelerator() -> bool:
+    """Whether steps run on an accelerator (Keras puts them on CUDA when
+    there is one)."""
+    return bool(torch.cuda.is_available())
+
+
 def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
     return when_true() if bool(pred) else when_false()
 

@@ -229,6 +229,11 @@ class GramianWeighting(Balancer):
     #: (`on_device`) instead of on the host.
     device: ClassVar[bool] = False
 
+    def runs_on_device(self, num_tasks: int, accelerator: bool) -> bool:
+        """Whether `on_device` serves this many tasks, on an accelerator
+        or on the CPU (`device` methods)."""
+        return self.device
+
     def on_device(self, gramian: Any, present: Any) -> Any:
         """The weights in keras.ops, for a stateless method with a closed
         form (`device = True`): `gramian` (float32, tasks x tasks) has zero

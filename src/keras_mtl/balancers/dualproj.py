@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from keras import ops
 
 from keras_mtl.balancers.base import Array, Context, Inputs
 from keras_mtl.balancers.dual_cone import DualConeWeighting, project_weights
@@ -27,6 +28,7 @@ class DualProj(DualConeWeighting):
     """
 
     key = "dualproj"
+    device = True
     claims = frozenset({"non_conflicting", "permutation_invariant"})
 
     def update(
@@ -36,3 +38,7 @@ class DualProj(DualConeWeighting):
         k = len(gramian)
         g = self.conditioned(gramian)
         return project_weights(np.full(k, 1.0 / k), g), state
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        targets = (present / ops.maximum(ops.sum(present), 1.0))[:, None]
+        return self.device_projections(gramian, present, targets)[:, 0]

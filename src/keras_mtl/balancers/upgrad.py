@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+from keras import ops
 
 from keras_mtl.balancers.base import Array, Context, Inputs
 from keras_mtl.balancers.dual_cone import DualConeWeighting, project_weights
@@ -31,6 +32,7 @@ class UPGrad(DualConeWeighting):
     """
 
     key = "upgrad"
+    device = True
     claims = frozenset({"non_conflicting", "permutation_invariant", "scale_invariant"})
 
     def update(
@@ -41,3 +43,7 @@ class UPGrad(DualConeWeighting):
         g = self.conditioned(gramian)
         weights = sum(project_weights(np.eye(k)[i] / k, g) for i in range(k))
         return np.asarray(weights), state
+
+    def on_device(self, gramian: Any, present: Any) -> Any:
+        targets = ops.diag(present / ops.maximum(ops.sum(present), 1.0))
+        return ops.sum(self.device_projections(gramian, present, targets), axis=1)

@@ -80,12 +80,15 @@ def jacobian_step(
     n = int(jac.shape[1])
     k = balancing.num_tasks
     out, new_state = balancing.call_host(jac, losses, counts)
+    # The Gramian serves only the cosine metrics here: without them the
+    # step keeps the stored one instead of computing it.
+    g = gramian(pieces) if balancing.cosine else balancing.state.last_gramian.value
     return Step(
         unflatten(out[:n], pieces),
         out[n : n + k],
         out[n + k :],
         new_state,
-        gramian(pieces),
+        g,
     )
 
 

@@ -284,9 +284,12 @@ class Balancing:
         (`GramianWeighting.device`), else on the host (`call_host`), the one
         call a step makes to it."""
         method = self.balancer
-        if not getattr(method, "device", False):
-            return self.call_host(gramian, losses, counts)
         k = self.num_tasks
+        on_device = getattr(method, "device", False) and method.runs_on_device(
+            k, mtl_backend.module().accelerator()
+        )
+        if not on_device:
+            return self.call_host(gramian, losses, counts)
         gramian = ops.cast(ops.stop_gradient(gramian), "float32")
         losses = ops.stop_gradient(losses)
         present = ops.cast(counts > 0, "float32")
