@@ -11,12 +11,17 @@ the layer's output. A rule has two methods:
   with `cotangents` of shape (tasks, *output shape), each weight's gradient
   of shape (tasks, *weight shape).
 
-`rule_for(layer)` finds a layer's rule: a layer that writes its own
-(`supports_task_gradients`, like `keras_mtl.encoders.LSTMEncoder`), or a
+`rule_for(layer)` finds a recurrent layer's rule: a layer that writes its
+own (`supports_task_gradients`, like `keras_mtl.encoders.LSTMEncoder`), or a
 rule for a Keras layer as its user wrote it (`keras.layers.LSTM`, the
-seed's own, and `keras.layers.GRU`). The step uses a rule where the shared encoder is made of
-layers with rules applied to the model's inputs (`Split.kernel`), and
-autodiff elsewhere.
+seed's own, and `keras.layers.GRU`). The step uses them where the shared
+encoder is made of such layers applied to the model's inputs
+(`Split.kernel`), and autodiff elsewhere.
+
+`KerasDense` works inside autodiff instead, for a plain `keras.layers.Dense`
+anywhere in the encoder: `perturbed` makes each of its calls add a zero
+perturbation to the pre-activation, whose cotangent per task is what the
+rule needs (`Split.layer_rules`, `keras_mtl.training.rows.AutodiffRows`).
 """
 
 from __future__ import annotations
