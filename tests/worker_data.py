@@ -43,7 +43,8 @@ def train_each(
     batch_size: int = 16,
     after: Callable[[str, Any], dict[str, np.ndarray]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Trains the problem once per name (a balancer; "none": plain
+    """Trains the problem once per name (a balancer, with "@representation"
+    for that `balance_mode` and "^K" for `update_every=K`; "none": plain
     `compile`; "skip": plain, `on_nonfinite="skip"`, input 28 NaN, in the
     second half of the second batch of 16) for 2 epochs of SGD without
     shuffling, and returns each run's final weights and loss history, or
@@ -69,10 +70,16 @@ def train_each(
             shared = keras.layers.Dense(8, activation="tanh", name="shared")
             model = keras_mtl.build_model({"v": (6,)}, shared, TASKS)
             plain = name in ("none", "skip")
-            balancer = None if plain else balancers.get(name, **PARAMS.get(name, {}))
+            key, _, every = name.partition("^")
+            key, _, mode = key.partition("@")
+            balancer = None if plain else balancers.get(key, **PARAMS.get(key, {}))
             guard = "skip" if name == "skip" else "stop"
             model.compile(
-                keras.optimizers.SGD(0.1), balancer=balancer, on_nonfinite=guard
+                keras.optimizers.SGD(0.1),
+                balancer=balancer,
+                on_nonfinite=guard,
+                balance_mode=mode or "parameter",
+                update_every=int(every or 1),
             )
         inputs = {"v": x["v"].copy()}
         if name == "skip":

@@ -18,7 +18,8 @@ module of it). The balanced train step is written once over them, in
   inside a compiled step (the solvers of the balancing methods are NumPy);
 * `scan`, `segment_sum`: loops and scatter-adds of the LSTM kernels;
 * optionally `global_task_losses`, `replicas`, `reduce_gradients`,
-  `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
+  `all_sum`, `all_gather`, `replica_index`, `OPTIMIZER_REDUCTION`,
+  `COLLECTIVES_IN_COND` (data parallelism's collectives), `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
   under data parallelism, in how a guarded optimizer steps, in random state
   and in input pipelines; `jit_step`, where whole train steps are compiled
   (JAX), so that `update_every`'s two kinds of step compile apart;

@@ -122,14 +122,39 @@ def _replica_context() -> Any:
     return tf.distribute.get_replica_context()
 
 
-#: What `replicas` counts, in words.
-REPLICAS = "replicas of a tf.distribute strategy"
-
-
 def replicas() -> int:
     """How many replicas run this step (1 outside `tf.distribute`)."""
     context = _replica_context()
     return 1 if context is None else int(context.num_replicas_in_sync)
+
+
+#: A replica's collective inside `tf.cond` fails (its merge_call cannot
+#: run in a branch), so a step with replicas computes both sides.
+COLLECTIVES_IN_COND = False
+
+#: How the optimizer combines the replicas' gradients: Keras applies them
+#: in the replica context, where the strategy sums them.
+OPTIMIZER_REDUCTION = "sum"
+
+
+def replica_index() -> Any:
+    """This replica's position among the replicas (0 outside `tf.distribute`)."""
+    context = _replica_context()
+    return 0 if context is None else context.replica_id_in_sync_group
+
+
+def all_sum(tensors: list[Any]) -> list[Any]:
+    """Each tensor summed over the replicas, in one collective."""
+    context = _replica_context()
+    if context is None or not tensors:
+        return list(tensors)
+    return list(context.all_reduce("SUM", list(tensors)))
+
+
+def all_gather(tensor: Any, axis: int) -> Any:
+    """Every replica's `tensor` joined along `axis`, in replica order."""
+    context = _replica_context()
+    return tensor if context is None else context.all_gather(tensor, axis)
 
 
 def global_task_losses(

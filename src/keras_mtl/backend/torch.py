@@ -124,10 +124,6 @@ def no_grad() -> Any:
     return torch.no_grad()
 
 
-#: What `replicas` counts, in words.
-REPLICAS = "processes of torch.distributed"
-
-
 def replicas() -> int:
     """Processes training together (`torch.distributed`'s world size once a
     process group is initialized), else 1."""
@@ -135,6 +131,49 @@ def replicas() -> int:
     if distributed.is_available() and distributed.is_initialized():
         return int(distributed.get_world_size())
     return 1
+
+
+#: How the optimizer combines the processes' gradients (`reduce_gradients`).
+OPTIMIZER_REDUCTION = "mean"
+
+
+def replica_index() -> int:
+    """This process's rank (0 without a process group)."""
+    return int(torch.distributed.get_rank()) if replicas() > 1 else 0
+
+
+def all_sum(tensors: list[Any]) -> list[Any]:
+    """Each tensor summed over the processes, in one collective over one
+    float32 buffer."""
+    if replicas() == 1 or not tensors:
+        return list(tensors)
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float32) for t in tensors])
+    torch.distributed.all_reduce(flat)
+    out, start = [], 0
+    for t in tensors:
+        out.append(flat[start : start + t.numel()].reshape(t.shape).to(t.dtype))
+        start += t.numel()
+    return out
+
+
+def all_gather(tensor: Any, axis: int) -> Any:
+    """Every process's `tensor` joined along `axis`, in rank order (the
+    sizes along `axis` may differ)."""
+    world = replicas()
+    if world == 1:
+        return tensor
+    tensor = tensor.detach().contiguous()
+    size = torch.tensor([tensor.shape[axis]], dtype=torch.int64)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    torch.distributed.all_gather(sizes, size)
+    longest = int(max(int(s) for s in sizes))
+    pad = [0, 0] * (tensor.ndim - 1 - axis) + [0, longest - tensor.shape[axis]]
+    parts = [torch.empty_like(torch.nn.functional.pad(tensor, pad)) for _ in sizes]
+    torch.distributed.all_gather(parts, torch.nn.functional.pad(tensor, pad))
+    return torch.cat(
+        [p.narrow(axis, 0, int(s)) for p, s in zip(parts, sizes, strict=True)],
+        dim=axis,
+    )
 
 
 def global_task_losses(

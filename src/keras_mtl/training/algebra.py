@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
 from keras import ops
 
 from keras_mtl.training.balancing import Balancing
@@ -47,7 +46,11 @@ def unflatten(vector: Tensor, like: list[Tensor]) -> list[Tensor]:
     out, start = [], 0
     for piece in like:
         shape = tuple(piece.shape[1:])
-        size = int(np.prod(shape)) if shape else 1
+        if None in shape:  # gathered samples (see `jacobian_step`)
+            shape = tuple(ops.shape(piece)[1:])
+        size = 1
+        for dim in shape:
+            size = size * dim
         out.append(ops.reshape(vector[start : start + size], shape))
         start += size
     return out
@@ -77,7 +80,9 @@ def jacobian_step(
 ) -> Step:
     """Update of a Jacobian method from Jacobian pieces."""
     jac = flatten(pieces)
-    n = int(jac.shape[1])
+    # The columns are known when the step is traced, except for samples
+    # gathered from replicas of unknown shares (TensorFlow).
+    n = ops.shape(jac)[1] if jac.shape[1] is None else int(jac.shape[1])
     k = balancing.num_tasks
     out, new_state = balancing.call_host(jac, losses, counts)
     # The Gramian serves only the cosine metrics here: without them the
@@ -104,6 +109,7 @@ def decide(
     counts: Tensor,
     rows: Any,
     cond: Any,
+    replicas: Any = None,
 ) -> tuple[list[Tensor], Step]:
     """The update of the shared variables for one step, on any backend.
 
@@ -119,6 +125,11 @@ def decide(
             `gramian_rows(jz)`, their Gramian and the weighted update;
             `reg()`, the gradients of the encoder's layer losses or None.
         cond: The backend's conditional, `cond(pred, true_fn, false_fn)`.
+        replicas: Under data parallelism, the step's collectives
+            (`keras_mtl.training.replicas.Replicas`; `rows` then gives the
+            global batch's rows): a representation-level Gramian is
+            all-reduced, and a Jacobian method sees every replica's
+            per-sample rows.
 
     Returns:
         The gradients of the shared variables and the method's `Step`.
@@ -128,35 +139,60 @@ def decide(
     representation = balancing.mode == "representation"
     if method.level == "jacobian":
         if representation:
-            step = jacobian_step(balancing, jz, losses, counts)
-            return rows.through(step.shared), step
+            if replicas is None:
+                step = jacobian_step(balancing, jz, losses, counts)
+                return rows.through(step.shared), step
+            step = jacobian_step(balancing, replicas.gather(jz), losses, counts)
+            return rows.through(replicas.own(step.shared, jz)), step
         step = jacobian_step(balancing, rows.jacobian(jz), losses, counts)
         return plus(step.shared, rows.reg()), step
 
-    def recompute() -> tuple[list[Tensor], Step]:
+    def weigh() -> tuple[Any, Step]:
+        """The method's step from this step's rows, and the update for
+        given weights."""
         if representation:
-            step = gramian_step(balancing, gramian(jz), losses, counts)
-            return rows.through(combine(step.weights, jz)), step
+            g = gramian(jz)
+            g = g if replicas is None else replicas.sum([g])[0]
+            step = gramian_step(balancing, g, losses, counts)
+            return lambda w: rows.through(combine(w, jz)), step
         g, update = rows.gramian_rows(jz)
-        step = gramian_step(balancing, g, losses, counts)
+        return update, gramian_step(balancing, g, losses, counts)
+
+    def recompute() -> tuple[list[Tensor], Step]:
+        update, step = weigh()
         return update(step.weights), step
 
-    def reuse() -> tuple[list[Tensor], Step]:
-        weights = store.last_weights.value
-        step = Step(
+    def stored() -> Step:
+        return Step(
             [],
-            weights,
+            store.last_weights.value,
             store.last_heads.value,
             store.values(),
             store.last_gramian.value,
         )
-        return rows.through(combine(weights, jz)), step
+
+    def reuse() -> tuple[list[Tensor], Step]:
+        step = stored()
+        return rows.through(combine(step.weights, jz)), step
 
     if balancing.update_every == 1 or balancing.phase == "recompute":
         return recompute()
     if balancing.phase == "reuse":
         return reuse()
     due = ops.equal(ops.mod(store.step.value, balancing.update_every), 0)
+    if replicas is not None and not replicas.branching:
+        # The replicas' collectives cannot sit inside a conditional here
+        # (TensorFlow): the step recomputes and keeps what is due. The
+        # updates are the same; the time is a recomputing step's.
+        update, new = weigh()
+        old = stored()
+        step = Step(
+            [],
+            *(ops.where(due, a, b) for a, b in zip(new[1:3], old[1:3], strict=True)),
+            [ops.where(due, a, b) for a, b in zip(new.state, old.state, strict=True)],
+            ops.where(due, new.gramian, old.gramian),
+        )
+        return update(step.weights), step
     return cond(due, recompute, reuse)
 
 

@@ -235,14 +235,15 @@ class Balancing:
 
         return run
 
-    def output_size(self, first: Any) -> int:
+    def output_size(self, first: Any) -> int | None:
         """The length of the host function's output (see `host`)."""
         k = self.num_tasks
         if self.balancer.level == "loss":
             return k
         if self.balancer.level == "gramian":
             return 2 * k
-        return int(first.shape[1]) + 2 * k
+        # Unknown where the columns are samples gathered from replicas.
+        return None if first.shape[1] is None else int(first.shape[1]) + 2 * k
 
     def _with_heads(self, inputs: Inputs, out: np.ndarray) -> np.ndarray:
         level = self.balancer.level

@@ -54,6 +54,9 @@ class Rows:
     def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
         raise NotImplementedError
 
+    def through(self, dz: list[Tensor], reg: float = 1.0) -> list[Tensor]:
+        raise NotImplementedError
+
     def reg(self) -> list[Tensor] | None:
         raise NotImplementedError
 
@@ -154,10 +157,11 @@ class AutodiffRows(Rows):
         }
         return self._assemble(free, ruled)
 
-    def through(self, dz: list[Tensor]) -> list[Tensor]:
-        """One backward pass for cotangents dz of Z, layer losses included."""
-        reg = ops.ones((), "float32") if self.has_reg else ops.zeros((), "float32")
-        return self._pass(dz, reg)
+    def through(self, dz: list[Tensor], reg: float = 1.0) -> list[Tensor]:
+        """One backward pass for cotangents dz of Z, the layer losses
+        included with factor `reg`."""
+        factor = reg if self.has_reg else 0.0
+        return self._pass(dz, ops.full((), factor, "float32"))
 
     def _batched(self, jz: list[Tensor]) -> tuple[list[Tensor], list]:
         rows = int(jz[0].shape[0])
@@ -271,8 +275,10 @@ class KernelRows(Rows):
             for v in self.split.encoder.trainable_variables
         ]
 
-    def through(self, dz: list[Tensor]) -> list[Tensor]:
-        """One backward pass: the gradients for cotangents dz."""
+    def through(self, dz: list[Tensor], reg: float = 1.0) -> list[Tensor]:
+        """One backward pass: the gradients for cotangents dz (no layer
+        losses, whatever `reg`)."""
+        del reg
         return [g[0] for g in self.jacobian([ops.expand_dims(d, 0) for d in dz])]
 
     def reg(self) -> None:

@@ -22,6 +22,7 @@ from keras import ops
 from keras_mtl import backend as mtl_backend
 from keras_mtl.training.algebra import Step, combine, decide, new_state_values
 from keras_mtl.training.balancing import Balancing, weighted_losses
+from keras_mtl.training.replicas import Replicas, ReplicatedRows
 from keras_mtl.training.rows import heads_inputs, rows_for
 
 Tensor = Any
@@ -59,21 +60,18 @@ class Outcome(NamedTuple):
     grads: list[Tensor]  # one per model.trainable_variables
     updates: list[tuple[Any, Tensor]]  # (non-trainable variable, new value)
     preds: Any
-    losses: list[Tensor]
-    counts: list[Tensor]
+    losses: list[Tensor]  # this replica's masked means
+    counts: list[Tensor]  # this replica's labelled counts
     step: Step
+    reported: list[Tensor]  # the global batch's task losses
 
 
-def _check_replicas(prims: ModuleType, balancing: Balancing) -> None:
+def _replicas(prims: ModuleType) -> Replicas | None:
+    """The step's collectives where replicas each run it on their share of
+    the batch (`tf.distribute`, `torch.distributed`), else None."""
     replicas = getattr(prims, "replicas", None)
     n = 1 if replicas is None else replicas()
-    if n > 1:
-        raise ValueError(
-            f"The balancer {balancing.balancer.key!r} works on per-task "
-            f"gradients, which are not all-reduced across the {n} "
-            f"{prims.REPLICAS}: train it on one device, or on the JAX backend "
-            "with keras.distribution (docs/distribution.md)."
-        )
+    return Replicas(prims, n) if n > 1 else None
 
 
 def balanced_gradients(
@@ -89,6 +87,7 @@ def balanced_gradients(
     k = balancing.num_tasks
     enc, heads = split.encoder, split.heads
     head_n = values.of_non_trainable(heads.non_trainable_variables)
+    replicas = _replicas(prims)
     rows = rows_for(
         prims,
         model,
@@ -97,6 +96,8 @@ def balanced_gradients(
         values.of_non_trainable(enc.non_trainable_variables),
         x,
     )
+    if replicas is not None:
+        rows = ReplicatedRows(rows, replicas)
     head_reg = {"present": False}
 
     def heads_fn(primals: list[Any]) -> tuple[Any, Any]:
@@ -117,22 +118,33 @@ def balanced_gradients(
         heads_fn, [list(rows.z), values.of(heads.trainable_variables)]
     )
     preds, losses, counts, head_n_new = aux
-    jz, jh = pullback.batched((ops.eye(k, dtype="float32"), ops.zeros((k,), "float32")))
+    tasks = ops.eye(k, dtype="float32")
+    task_l, reported, global_counts = ops.stop_gradient(task_l), losses, counts
+    if replicas is not None:
+        # Each row pulled back is this replica's share of a global row.
+        shares, reported, global_counts = replicas.losses(losses, counts)
+        tasks = tasks * shares
+        task_l = weighted_losses(model, reported)
+    jz, jh = pullback.batched((tasks, ops.zeros((k,), "float32")))
     state_vars = balancing.state.non_trainable_variables
     mapping = list(zip(state_vars, values.of_non_trainable(state_vars), strict=True))
     with keras.StatelessScope(state_mapping=mapping):
         shared, step = decide(
             balancing,
             jz,
-            ops.stop_gradient(task_l),
-            ops.stack(counts),
+            task_l,
+            ops.stack(global_counts),
             rows,
             prims.cond,
+            replicas,
         )
         updates = new_state_values(balancing, step)
     head_grads = combine(step.heads, jh)
+    if replicas is not None:
+        head_grads = replicas.sum(head_grads)
     if head_reg["present"]:
         reg = pullback((ops.zeros_like(task_l), ops.ones((), "float32")))[1]
+        reg = reg if replicas is None else replicas.mean(reg)
         head_grads = [g + r for g, r in zip(head_grads, reg, strict=True)]
     by_id = {id(v): g for v, g in zip(enc.trainable_variables, shared, strict=True)}
     by_id.update(
@@ -142,9 +154,11 @@ def balanced_gradients(
         by_id[id(v)] if id(v) in by_id else ops.zeros(v.shape, v.dtype)
         for v in model.trainable_variables
     ]
+    if replicas is not None:
+        grads = replicas.applied(grads)
     updates += list(zip(enc.non_trainable_variables, rows.non_trainable, strict=True))
     updates += list(zip(heads.non_trainable_variables, head_n_new, strict=True))
-    return Outcome(grads, updates, preds, losses, counts, step)
+    return Outcome(grads, updates, preds, losses, counts, step, reported)
 
 
 def record(model: Any, outcome: Outcome, x: Any, y: Any, sample_weight: Any) -> dict:
@@ -152,7 +166,8 @@ def record(model: Any, outcome: Outcome, x: Any, y: Any, sample_weight: Any) -> 
     metrics (stateful calls; on JAX inside a scope that collects them)."""
     balancing: Balancing = model._balancing
     losses = [ops.stop_gradient(v) for v in outcome.losses]
-    nominal = ops.sum(weighted_losses(model, losses))
+    reported = [ops.stop_gradient(v) for v in outcome.reported]
+    nominal = ops.sum(weighted_losses(model, reported))
     batch = ops.shape(keras.tree.flatten(x)[0])[0]
     model._loss_tracker.update_state(nominal, sample_weight=batch)
     model._compile_metrics.update_losses(losses, outcome.counts)
@@ -167,7 +182,6 @@ def train_step(model: Any, *args: Any) -> Any:
     """The balanced train step, with the arguments Keras passes on the
     running backend: `(state, data)` on JAX, `(data)` elsewhere."""
     prims = mtl_backend.module()
-    _check_replicas(prims, model._balancing)
     if prims.STATELESS:
         state, data = args
         trainable, non_trainable, optimizer_vars, metrics_vars = state
