@@ -11,8 +11,13 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# A script the distribution test runs in subprocesses, not a test module.
-collect_ignore = ["distribution_worker.py", "mirrored_worker.py", "torch_ddp_worker.py"]
+# Scripts the distribution tests run in subprocesses, not test modules.
+collect_ignore = [
+    "distribution_worker.py",
+    "mirrored_worker.py",
+    "torch_ddp_worker.py",
+    "torch_resume_worker.py",
+]
 
 
 @pytest.fixture(autouse=True)

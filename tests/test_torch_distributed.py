@@ -3,13 +3,16 @@ processes, each on its half of every batch): plain compile and every
 balancer (loss weightings and gradient methods, at the parameter and the
 representation level) give the same update as one process on the whole
 batches, with partially labelled tasks and a NaN on one process skipped
-by both."""
+by both; a 2-process run killed with SIGKILL between checkpoints resumes to
+the uninterrupted run's weights."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -94,3 +97,57 @@ def test_every_balancer_updates_alike_in_1_and_2_processes(tmp_path):
     assert not np.allclose(one["skip"], one["none"])
     # One process may evaluate alone (no process waits for the others).
     np.testing.assert_allclose(two["none/evaluate"], one["none/evaluate"], rtol=1e-5)
+
+
+RESUME = Path(__file__).with_name("torch_resume_worker.py")
+
+
+def _group(folder: Path, out: Path, slow: float = 0.0) -> list[subprocess.Popen]:
+    port = str(_free_port())
+    extra = [str(slow)] if slow else []
+    return [
+        subprocess.Popen(
+            [sys.executable, str(RESUME), str(rank), "2", port, str(folder), str(out)]
+            + extra,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+
+
+def _finish(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+
+
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    straight = _group(whole, tmp_path / "whole.npz")
+    killed = _group(cut, tmp_path / "killed.npz", slow=0.4)
+    # Kill both processes (SIGKILL) once a few of the 12 steps are saved.
+    deadline = time.monotonic() + 300
+    while (
+        not sorted(cut.glob("ckpt-*.npz"))
+        or int(sorted(cut.glob("ckpt-*.npz"))[-1].name[5:15]) < 4
+    ):
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        assert all(p.poll() is None for p in killed), "the run ended early"
+        time.sleep(0.05)
+    for proc in killed:
+        proc.send_signal(signal.SIGKILL)
+    for proc in killed:
+        proc.wait()
+    saved = sorted(p.name for p in cut.iterdir())
+    last = int(sorted(cut.glob("ckpt-*.npz"))[-1].name[5:15])
+    assert last < 12, saved
+    # One writer: the checkpoint from process 0, process 1's own part beside.
+    assert any(n.endswith(".npz.p1") for n in saved), saved
+    assert not any(n.endswith(".npz.p0") for n in saved), saved
+    _finish(straight)
+    _finish(_group(cut, tmp_path / "resumed.npz"))
+    with np.load(tmp_path / "whole.npz") as a, np.load(tmp_path / "resumed.npz") as b:
+        assert not bool(a["resumed"]) and bool(b["resumed"])
+        np.testing.assert_array_equal(b["weights"], a["weights"])

@@ -19,7 +19,8 @@ module of it). The balanced train step is written once over them, in
 * `scan`, `segment_sum`: loops and scatter-adds of the LSTM kernels;
 * optionally `global_task_losses`, `replicas`, `reduce_gradients`,
   `all_sum`, `all_gather`, `replica_index`, `OPTIMIZER_REDUCTION`,
-  `COLLECTIVES_IN_COND` (data parallelism's collectives), `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
+  `COLLECTIVES_IN_COND` (data parallelism's collectives), `processes`,
+  `barrier`, `first_process_says` (several processes), `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
   under data parallelism, in how a guarded optimizer steps, in random state
   and in input pipelines; `jit_step`, where whole train steps are compiled
   (JAX), so that `update_every`'s two kinds of step compile apart;
@@ -139,6 +140,29 @@ def guarded_apply(
     ok = all_finite(grads)
     report(ok)
     return apply(grads, variables) if bool(ok) else None
+
+
+def processes() -> tuple[int, int]:
+    """(this process's index, the number of processes training together):
+    a `torch.distributed` process group, or JAX's processes after
+    `jax.distributed.initialize`; (0, 1) elsewhere (TensorFlow's replicas
+    run in one process)."""
+    fn = getattr(module(), "processes", None)
+    return (0, 1) if fn is None else fn()
+
+
+def barrier() -> None:
+    """Waits until every process gets here (nothing with one process)."""
+    if processes()[1] > 1:
+        module().barrier()
+
+
+def first_process_says(flag: bool) -> bool:
+    """Process 0's `flag` in every process, so that all of them decide
+    alike (the flag itself with one process)."""
+    if processes()[1] == 1:
+        return bool(flag)
+    return module().first_process_says(flag)
 
 
 def rng_state() -> Any:

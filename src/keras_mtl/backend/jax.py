@@ -88,3 +88,23 @@ def cond(pred: Any, when_true: Callable, when_false: Callable) -> Any:
 
 def no_grad() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
+
+
+def processes() -> tuple[int, int]:
+    """(this process's index, the number of processes): more than one after
+    `jax.distributed.initialize` (`keras.distribution.initialize`)."""
+    return int(jax.process_index()), int(jax.process_count())
+
+
+def barrier() -> None:
+    """Waits until every process gets here."""
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices("keras_mtl")
+
+
+def first_process_says(flag: bool) -> bool:
+    """Process 0's `flag`, in every process."""
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))

@@ -228,3 +228,20 @@ def rng_state() -> np.ndarray:
 
 def set_rng_state(state: np.ndarray) -> None:
     torch.set_rng_state(torch.from_numpy(np.asarray(state, np.uint8)))
+
+
+def processes() -> tuple[int, int]:
+    """(this process's rank, the process group's size), (0, 1) without one."""
+    return replica_index(), replicas()
+
+
+def barrier() -> None:
+    """Waits until every process gets here."""
+    torch.distributed.barrier()
+
+
+def first_process_says(flag: bool) -> bool:
+    """Rank 0's `flag`, in every process."""
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    torch.distributed.broadcast(value, 0)
+    return bool(value.item())

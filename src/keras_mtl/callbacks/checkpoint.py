@@ -67,6 +67,33 @@ def write_atomic(path: str | Path, write: Callable[[Any], None]) -> None:
         os.close(fd)
 
 
+#: A checkpoint's entries that each process of several keeps in its own
+#: part (`ckpt-<step>.npz.p<index>`; process 0's are in the checkpoint).
+_OWN = ("__rng__",)
+_OWN_META = ("numpy_random", "python_random")
+
+
+def _part(path: Path, index: int) -> Path:
+    return path.with_name(f"{path.name}.p{index}")
+
+
+def _read_part(path: Path, index: int, meta: dict, arrays: dict) -> None:
+    """Puts process `index`'s own entries of checkpoint `path` into its
+    `meta` and `arrays`."""
+    part = _part(path, index)
+    try:
+        with np.load(part, allow_pickle=False) as f:
+            own = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, BadZipFile) as error:
+        raise ValueError(
+            f"Checkpoint {path} has no readable part for process {index} "
+            f"({part.name}: {error}): resume with the number of processes "
+            "that wrote it."
+        ) from None
+    meta.update(json.loads(bytes(own.pop("__meta__")).decode()))
+    arrays.update(own)
+
+
 @dataclass(frozen=True)
 class Position:
     """Where a checkpoint was taken: `step` batches of epoch `epoch` done."""
@@ -250,13 +277,31 @@ class Checkpoint(keras.callbacks.Callback):
             meta["callbacks"].append(state)
             for i, w in enumerate(weights):
                 arrays[f"__callback{k}__/{i:06d}"] = w
-        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         path = self.directory / f"{PREFIX}{self.global_step:010d}{SUFFIX}"
-        write_atomic(path, lambda f: np.savez(f, **arrays))
+        index = mtl_backend.processes()[0]
+        if index > 0:
+            # What differs between processes (their own metrics and random
+            # states) goes into this process's part, written before the
+            # checkpoint itself: a checkpoint on disk has all its parts.
+            own = {
+                k: v for k, v in arrays.items() if k in _OWN or k.startswith("metrics/")
+            }
+            local = {k: meta[k] for k in _OWN_META}
+            own["__meta__"] = np.frombuffer(json.dumps(local).encode(), np.uint8)
+            write_atomic(_part(path, index), lambda f: np.savez(f, **own))
+        mtl_backend.barrier()
+        if index == 0:
+            arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+            write_atomic(path, lambda f: np.savez(f, **arrays))
+            for old in self.paths()[self.keep :]:
+                old.unlink(missing_ok=True)
+        else:
+            for old in sorted(self.directory.glob(f"{PREFIX}*{SUFFIX}.p{index}"))[
+                : -self.keep
+            ]:
+                old.unlink(missing_ok=True)
         self.last_path = path
         self._saved_at = time.monotonic()
-        for old in self.paths()[self.keep :]:
-            old.unlink(missing_ok=True)
         return path
 
     def restore(self, model: Any) -> Position | None:
@@ -273,10 +318,13 @@ class Checkpoint(keras.callbacks.Callback):
                 with np.load(path, allow_pickle=False) as f:
                     meta = json.loads(bytes(f["__meta__"]).decode())
                     arrays = {k: f[k] for k in f.files if k != "__meta__"}
-                    backend_rng = arrays.pop("__rng__", None)
             except (OSError, ValueError, KeyError, EOFError, BadZipFile) as error:
                 errors.append(f"{path.name}: {error}")
                 continue
+            index = mtl_backend.processes()[0]
+            if index > 0:
+                _read_part(path, index, meta, arrays)
+            backend_rng = arrays.pop("__rng__", None)
             if errors:
                 warnings.warn(
                     "Skipped unreadable checkpoints: " + "; ".join(errors),
@@ -386,7 +434,9 @@ class Checkpoint(keras.callbacks.Callback):
         step = self.offset + batch + 1
         due = self.every != "epoch" and self.global_step % int(self.every) == 0
         if self.minutes is not None:
-            due = due or time.monotonic() - self._saved_at >= 60.0 * self.minutes
+            late = time.monotonic() - self._saved_at >= 60.0 * self.minutes
+            # Every process saves at the same step: process 0's clock decides.
+            due = due or mtl_backend.first_process_says(late)
         # The last batch of an epoch is saved at the epoch's end.
         if due and (self.steps_per_epoch is None or step < self.steps_per_epoch):
             self.save(self.epoch, step)
