@@ -17,6 +17,7 @@ collect_ignore = [
     "mirrored_worker.py",
     "torch_ddp_worker.py",
     "torch_resume_worker.py",
+    "jax_process_worker.py",
 ]
 
 

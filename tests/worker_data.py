@@ -60,6 +60,7 @@ def train_each(
     """
     import keras
 
+    from keras_mtl import backend as mtl_backend
     from keras_mtl import balancers
 
     x, y = problem()
@@ -97,7 +98,9 @@ def train_each(
         except Exception as error:  # noqa: BLE001
             out[f"{name}/error"] = np.array(str(error).splitlines()[0][:400])
             continue
-        out[name] = np.concatenate([w.ravel() for w in model.get_weights()])
+        # fetch: weights split over processes are gathered (JAX).
+        weights = [mtl_backend.fetch(v) for v in model.weights]
+        out[name] = np.concatenate([np.ravel(w) for w in weights])
         out[f"{name}/loss"] = np.array(history.history["loss"])
         if after is not None:
             out.update(after(name, model))

@@ -108,3 +108,13 @@ def first_process_says(flag: bool) -> bool:
     from jax.experimental import multihost_utils
 
     return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
+
+
+def fetch(value: Any) -> np.ndarray:
+    """A NumPy copy of `value` in every process, gathered where its shards
+    lie in several processes (a collective: every process must call it)."""
+    if isinstance(value, jax.Array) and not value.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+    return np.asarray(value)

@@ -58,7 +58,10 @@ class FAMO(LossWeighting):
 
     def init(self, num_tasks: int, dim: int = 0) -> FAMOState:
         z = np.zeros(num_tasks)
-        return FAMOState(z, z, z, np.full(num_tasks, np.nan), np.asarray(0.0))
+        # previous = -1: no loss seen yet (FAMO's losses are positive). A
+        # finite mark keeps the state finite, as the step's guard wants, and
+        # equal in every process (NaN never equals itself).
+        return FAMOState(z, z, z, np.full(num_tasks, -1.0), np.asarray(0.0))
 
     def update(
         self, inputs: Inputs, state: FAMOState, ctx: Context
@@ -66,7 +69,7 @@ class FAMO(LossWeighting):
         losses = inputs.losses
         present = ctx.mask(len(losses))
         logits, m, v, t = state.logits, state.m, state.v, float(state.updates)
-        usable = present & ~np.isnan(state.previous)
+        usable = present & (state.previous >= 0)
         if usable.any():
             z = _softmax(logits)
             delta = np.zeros(len(losses))

@@ -252,9 +252,7 @@ class Checkpoint(keras.callbacks.Callback):
         described = []
         for group, variables in _groups(model):
             for i, variable in enumerate(variables):
-                arrays[f"{group}/{i:06d}"] = np.asarray(
-                    keras.ops.convert_to_numpy(variable.value)
-                )
+                arrays[f"{group}/{i:06d}"] = np.asarray(mtl_backend.fetch(variable))
                 described.append(_describe(group, variable))
         meta = {
             "format": FORMAT,
