@@ -144,10 +144,10 @@ def main() -> None:
                 n = 2 * tasks + p + heads
                 sent = f"{n:,} floats ({n * 4 / 2**10:.0f} KiB)"
             elif name.endswith("@representation"):
-                n = 2 * tasks + tasks * tasks + 2 * p + 2 * heads
+                n = 2 * tasks + tasks * tasks + p + heads
                 sent = f"{n:,} floats ({n * 4 / 2**10:.0f} KiB)"
             else:
-                n = 2 * tasks + tasks * p + p + 2 * heads
+                n = 2 * tasks + tasks * p + heads
                 sent = f"{n:,} floats ({n * 4 / 2**20:.2f} MiB)"
             ratio = r[name] / r["ew"]
             print(f"| {world} | {name} | {r[name] * 1e3:.1f} | {ratio:.2f}x | {sent} |")

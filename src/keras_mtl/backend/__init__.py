@@ -30,8 +30,9 @@ module of it). The balanced train step is written once over them, in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -115,6 +116,21 @@ def global_task_losses(
     return (losses, counts, 1.0) if fn is None else fn(losses, counts, training)
 
 
+_REDUCED = [False]
+
+
+@contextlib.contextmanager
+def reduced() -> Iterator[None]:
+    """Within it, `guarded_apply` takes the gradients as already reduced
+    across processes (a balanced step all-reduces its own), so the
+    optimizer's reduction (`reduce_gradients`) is skipped."""
+    _REDUCED[0] = True
+    try:
+        yield
+    finally:
+        _REDUCED[0] = False
+
+
 def guarded_apply(
     apply: Callable[[Any, Any], Any],
     grads: Sequence[Any],
@@ -133,7 +149,7 @@ def guarded_apply(
     if special is not None:
         return special(apply, grads, variables, all_finite, report)
     reduce = getattr(mod, "reduce_gradients", None)
-    if reduce is not None:
+    if reduce is not None and not _REDUCED[0]:
         grads = reduce(grads)
     if report is None:
         return apply(grads, variables)

@@ -204,21 +204,15 @@ def global_task_losses(
 
 def reduce_gradients(grads: Any) -> list[Any]:
     """The mean of every process's gradients (DistributedDataParallel's
-    reduction): every process applies the same update. Each process's
-    loss holds the global task losses, whose all-reduce sends every
-    process's gradient back to all of them, so the mean is the global
-    batch's gradient."""
+    reduction), in one collective: every process applies the same update.
+    Each process's loss holds the global task losses, whose all-reduce
+    sends every process's gradient back to all of them, so the mean is the
+    global batch's gradient."""
     world = replicas()
     if world == 1:
         return list(grads)
-    out = []
-    for g in grads:
-        if g is not None:
-            g = g.clone()
-            torch.distributed.all_reduce(g)
-            g = g / world
-        out.append(g)
-    return out
+    summed = iter(all_sum([g for g in grads if g is not None]))
+    return [None if g is None else next(summed) / world for g in grads]
 
 
 def rng_state() -> np.ndarray:

@@ -20,9 +20,9 @@ global batch:
   keeping its own samples' part for its backward pass;
 * the heads' gradients, the losses and the labelled counts, all-reduced.
 
-Every replica ends with the global batch's gradients; the backend's
-optimizer then sums (TensorFlow) or averages (PyTorch) identical values,
-so each is given its share (`applied`).
+Every replica ends with the global batch's gradients: on PyTorch the
+optimizer's reduction is skipped; on TensorFlow the strategy sums the
+replicas' gradients, so each gives 1/replicas of them (`applied`).
 """
 
 from __future__ import annotations
@@ -91,10 +91,17 @@ class Replicas:
         picks = ops.arange(size) + ops.cast(before, "int32")
         return [ops.take(p, picks, axis=0) for p in pieces]
 
+    @property
+    def skips_optimizer_reduction(self) -> bool:
+        """Whether the optimizer's own reduction is skipped (PyTorch, whose
+        reduction keras-mtl makes: identical gradients need none)."""
+        return self.prims.OPTIMIZER_REDUCTION == "mean"
+
     def applied(self, grads: list[Tensor]) -> list[Tensor]:
-        """What each replica gives its optimizer so that the optimizer's
-        reduction of identical global gradients gives them back."""
-        if self.prims.OPTIMIZER_REDUCTION == "mean":
+        """What each replica gives its optimizer: the global gradients
+        where its reduction is skipped; 1/replicas of them where the
+        strategy sums the replicas' (TensorFlow)."""
+        if self.skips_optimizer_reduction:
             return list(grads)
         return [g / self.n for g in grads]
 

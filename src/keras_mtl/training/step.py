@@ -64,6 +64,7 @@ class Outcome(NamedTuple):
     counts: list[Tensor]  # this replica's labelled counts
     step: Step
     reported: list[Tensor]  # the global batch's task losses
+    reduced: bool = False  # grads already reduced across processes
 
 
 def _replicas(prims: ModuleType) -> Replicas | None:
@@ -158,7 +159,8 @@ def balanced_gradients(
         grads = replicas.applied(grads)
     updates += list(zip(enc.non_trainable_variables, rows.non_trainable, strict=True))
     updates += list(zip(heads.non_trainable_variables, head_n_new, strict=True))
-    return Outcome(grads, updates, preds, losses, counts, step, reported)
+    reduced = replicas is not None and replicas.skips_optimizer_reduction
+    return Outcome(grads, updates, preds, losses, counts, step, reported, reduced)
 
 
 def record(model: Any, outcome: Outcome, x: Any, y: Any, sample_weight: Any) -> dict:
@@ -198,7 +200,12 @@ def train_step(model: Any, *args: Any) -> Any:
     if not prims.STATELESS:
         with prims.no_grad():
             grads = [ops.stop_gradient(g) for g in outcome.grads]
-            model.optimizer.apply(grads, model.trainable_variables)
+            if outcome.reduced:
+                # Every process holds the global gradients already.
+                with mtl_backend.reduced():
+                    model.optimizer.apply(grads, model.trainable_variables)
+            else:
+                model.optimizer.apply(grads, model.trainable_variables)
             for var, value in outcome.updates:
                 var.assign(value)
             return record(model, outcome, x, y, sample_weight)
