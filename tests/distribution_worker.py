@@ -24,7 +24,7 @@ os.environ["KERAS_BACKEND"] = "jax"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from worker_data import PARAMS, TASKS, problem  # noqa: E402
+from worker_data import PARAMS, TASKS, problem, sharded  # noqa: E402
 
 import keras_mtl  # noqa: E402
 from keras_mtl import balancers  # noqa: E402
@@ -33,13 +33,7 @@ if n > 1:
     devices = keras.distribution.list_devices("cpu")
     assert len(devices) == n, devices
     if kind.endswith("-model"):
-        mesh = keras.distribution.DeviceMesh((2, n // 2), ["batch", "model"], devices)
-        layout = keras.distribution.LayoutMap(mesh)
-        layout["shared.*kernel"] = (None, "model")
-        layout["shared.*bias"] = ("model",)
-        distribution = keras.distribution.ModelParallel(
-            layout_map=layout, batch_dim_name="batch"
-        )
+        distribution = sharded(devices, n)
     else:
         distribution = keras.distribution.DataParallel(devices=devices)
     keras.distribution.set_distribution(distribution)

@@ -34,14 +34,10 @@ if n > 1:
     )
     devices = keras.distribution.list_devices()
     assert len(devices) == n and jax.process_count() == n, devices
+    from worker_data import sharded
+
     if kind == "model":
-        mesh = keras.distribution.DeviceMesh((2, n // 2), ["batch", "model"], devices)
-        layout = keras.distribution.LayoutMap(mesh)
-        layout["shared.*kernel"] = (None, "model")
-        layout["shared.*bias"] = ("model",)
-        distribution = keras.distribution.ModelParallel(
-            layout_map=layout, batch_dim_name="batch"
-        )
+        distribution = sharded(devices, n)
     else:
         distribution = keras.distribution.DataParallel(devices=devices)
     # Each process feeds its own share of every batch.

@@ -8,7 +8,6 @@ weights."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,7 @@ import keras
 import numpy as np
 import pytest
 from backend_cover import STEP_KINDS
-
-from keras_mtl import balancers
+from worker_data import ALL, assert_alike, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -28,17 +26,6 @@ pytestmark = [
     ),
 ]
 WORKER = Path(__file__).with_name("jax_process_worker.py")
-#: Every balancer at the parameter level; at the representation level a
-#: Gramian method with a host solver, one with weights on the device, and
-#: Jacobian methods; `update_every`.
-ALL = [
-    *balancers.BALANCERS,
-    "upgrad@representation",
-    "mgda@representation",
-    "pcgrad@representation",
-    "graddrop@representation",
-    "upgrad^2",
-]
 #: On 4 processes: one method of every kind of step (`backend_cover`), or
 #: every run of ALL with KERAS_MTL_FOUR_PROCESSES=all (4 processes on 2
 #: cores take several minutes more; docs/distribution.md says when it ran).
@@ -49,14 +36,8 @@ SUBSET = (
 )
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(n: int, kind: str, out: Path, names: list[str]) -> list[subprocess.Popen]:
-    port = str(_port())
+    port = str(free_port())
     return [
         subprocess.Popen(
             [sys.executable, str(WORKER), str(i), str(n), port, kind, str(out)]
@@ -83,15 +64,7 @@ def test_every_balancer_updates_alike_in_1_2_and_4_processes(tmp_path):
     one, two = _result(one, tmp_path / "one.npz"), _result(two, tmp_path / "two.npz")
     four = _result(_start(4, "data", tmp_path / "4.npz", SUBSET), tmp_path / "4.npz")
     mesh = _result(_start(4, "model", tmp_path / "m.npz", SUBSET), tmp_path / "m.npz")
-    for name in ALL:
-        assert name in one and name in two, (
-            one.get(f"{name}/error"),
-            two.get(f"{name}/error"),
-        )
-        np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
-        np.testing.assert_allclose(
-            two[f"{name}/loss"], one[f"{name}/loss"], rtol=1e-5, err_msg=name
-        )
+    assert_alike(two, one, ALL)
     for other in (four, mesh):
         for name in SUBSET:
             assert name in other, other.get(f"{name}/error")

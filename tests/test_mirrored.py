@@ -14,8 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
-from keras_mtl import balancers
+from worker_data import ALL, assert_alike
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,18 +25,6 @@ pytestmark = [
     ),
 ]
 WORKER = Path(__file__).with_name("mirrored_worker.py")
-#: Every balancer, at the parameter level.
-ALL = list(balancers.BALANCERS)
-#: At the representation level, a Gramian method with a host solver, one
-#: with weights on the device, and Jacobian methods (deterministic and
-#: random); `update_every` (weights reused between recomputations).
-EXTRA = [
-    "upgrad@representation",
-    "mgda@representation",
-    "pcgrad@representation",
-    "graddrop@representation",
-    "upgrad^2",
-]
 
 
 def _run(counts: list[int], tmp: Path, names: list[str]) -> list[dict]:
@@ -71,18 +58,9 @@ def _run(counts: list[int], tmp: Path, names: list[str]) -> list[dict]:
 
 
 def test_every_balancer_updates_alike_on_1_and_2_replicas(tmp_path):
-    names = ["none", "skip", *ALL, *EXTRA]
+    names = ["none", "skip", *ALL]
     one, two = _run([1, 2], tmp_path, names)
-    for name in names:
-        assert name in one and name in two, (
-            one.get(f"{name}/error"),
-            two.get(f"{name}/error"),
-        )
-        np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
-        # The reported loss is the global batch's too.
-        np.testing.assert_allclose(
-            two[f"{name}/loss"], one[f"{name}/loss"], rtol=1e-5, err_msg=name
-        )
+    assert_alike(two, one, names)
     # The runs moved the weights: equal updates are not equal non-updates,
     # and the methods differ from one another.
     assert not np.allclose(one["ew"], one["fixed"])

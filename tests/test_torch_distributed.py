@@ -9,7 +9,6 @@ the uninterrupted run's weights."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,8 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
-from keras_mtl import balancers
+from worker_data import ALL, assert_alike, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,25 +28,7 @@ pytestmark = [
     ),
 ]
 WORKER = Path(__file__).with_name("torch_ddp_worker.py")
-#: Every balancer at the parameter level; at the representation level a
-#: Gramian method with a host solver, one with weights on the device, and
-#: Jacobian methods (deterministic and random); `update_every`.
-NAMES = [
-    "none",
-    "skip",
-    *balancers.BALANCERS,
-    "upgrad@representation",
-    "mgda@representation",
-    "pcgrad@representation",
-    "graddrop@representation",
-    "upgrad^2",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+NAMES = ["none", "skip", *ALL]
 
 
 def _run(worlds: list[int], tmp: Path) -> list[tuple[dict[str, np.ndarray], str]]:
@@ -56,7 +36,7 @@ def _run(worlds: list[int], tmp: Path) -> list[tuple[dict[str, np.ndarray], str]
     results and its processes' stderr."""
     groups = []
     for world in worlds:
-        port, out = str(_free_port()), tmp / f"world{world}.npz"
+        port, out = str(free_port()), tmp / f"world{world}.npz"
         procs = [
             subprocess.Popen(
                 [sys.executable, str(WORKER), str(rank), str(world), port, str(out)]
@@ -82,13 +62,7 @@ def _run(worlds: list[int], tmp: Path) -> list[tuple[dict[str, np.ndarray], str]
 
 def test_every_balancer_updates_alike_in_1_and_2_processes(tmp_path):
     (one, _), (two, _) = _run([1, 2], tmp_path)
-    for name in NAMES:
-        assert name in one and name in two, two.get(f"{name}/error")
-        np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
-        # The reported loss is the whole batch's too.
-        np.testing.assert_allclose(
-            two[f"{name}/loss"], one[f"{name}/loss"], rtol=1e-5, err_msg=name
-        )
+    assert_alike(two, one, NAMES)
     assert not np.allclose(one["ew"], one["fixed"])
     assert not np.allclose(one["upgrad"], one["pcgrad"])
     assert not np.allclose(one["upgrad"], one["upgrad@representation"])
@@ -103,7 +77,7 @@ RESUME = Path(__file__).with_name("torch_resume_worker.py")
 
 
 def _group(folder: Path, out: Path, slow: float = 0.0) -> list[subprocess.Popen]:
-    port = str(_free_port())
+    port = str(free_port())
     extra = [str(slow)] if slow else []
     return [
         subprocess.Popen(

@@ -1,16 +1,19 @@
 """The small partially labelled problem the multi-device workers train
-(`distribution_worker.py`, `mirrored_worker.py`); import it after the
-worker has set its backend and devices."""
+(`distribution_worker.py`, `mirrored_worker.py`, `torch_ddp_worker.py`,
+`jax_process_worker.py`), and what their tests share; a worker imports it
+after it has set its backend and devices."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import keras_mtl
+from keras_mtl import balancers
 
 TASKS = [
     keras_mtl.Task("up"),
@@ -18,6 +21,53 @@ TASKS = [
     keras_mtl.Task("r", "regression"),
 ]
 PARAMS = {"fixed": {"weights": [1.0, 2.0, 0.5]}}
+#: Every balancer at the parameter level; at the representation level a
+#: Gramian method with a host solver, one with weights on the device, and
+#: Jacobian methods (deterministic and random); `update_every`.
+ALL = [
+    *balancers.BALANCERS,
+    "upgrad@representation",
+    "mgda@representation",
+    "pcgrad@representation",
+    "graddrop@representation",
+    "upgrad^2",
+]
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_alike(
+    many: dict[str, np.ndarray], one: dict[str, np.ndarray], names: list[str]
+) -> None:
+    """Each run trained on several devices or processes (`many`) ends with
+    the one-device run's weights and reported losses, within 1e-5."""
+    for name in names:
+        assert name in one and name in many, (
+            one.get(f"{name}/error"),
+            many.get(f"{name}/error"),
+        )
+        np.testing.assert_allclose(many[name], one[name], atol=1e-5, err_msg=name)
+        # The reported loss is the global batch's too.
+        np.testing.assert_allclose(
+            many[f"{name}/loss"], one[f"{name}/loss"], rtol=1e-5, err_msg=name
+        )
+
+
+def sharded(devices: list[Any], n: int) -> Any:
+    """A 2 x n/2 mesh whose "model" axis splits the shared encoder's kernel
+    and bias, the batch split over its "batch" axis (JAX)."""
+    import keras
+
+    mesh = keras.distribution.DeviceMesh((2, n // 2), ["batch", "model"], devices)
+    layout = keras.distribution.LayoutMap(mesh)
+    layout["shared.*kernel"] = (None, "model")
+    layout["shared.*bias"] = ("model",)
+    return keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch")
 
 
 def problem() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -61,7 +111,6 @@ def train_each(
     import keras
 
     from keras_mtl import backend as mtl_backend
-    from keras_mtl import balancers
 
     x, y = problem()
     out: dict[str, np.ndarray] = {}
