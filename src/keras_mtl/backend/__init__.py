@@ -20,7 +20,8 @@ module of it). The balanced train step is written once over them, in
 * optionally `global_task_losses`, `replicas`, `reduce_gradients`,
   `all_sum`, `all_gather`, `replica_index`, `OPTIMIZER_REDUCTION`,
   `COLLECTIVES_IN_COND` (data parallelism's collectives), `processes`,
-  `barrier`, `first_process_says`, `fetch` (several processes), `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
+  `barrier`, `first_process_says`, `fetch` (several processes),
+  `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
   under data parallelism, in how a guarded optimizer steps, in random state
   and in input pipelines; `jit_step`, where whole train steps are compiled
   (JAX), so that `update_every`'s two kinds of step compile apart;
@@ -171,10 +172,9 @@ def fetch(value: Any) -> Any:
     """A variable's value as a NumPy array, in every process: JAX gathers
     the shards of a weight that a layout spreads over several processes
     (every process must call it then)."""
+    value = getattr(value, "value", value)
     fn = getattr(module(), "fetch", None)
-    if fn is not None:
-        return fn(getattr(value, "value", value))
-    return keras.ops.convert_to_numpy(getattr(value, "value", value))
+    return keras.ops.convert_to_numpy(value) if fn is None else fn(value)
 
 
 def barrier() -> None:

@@ -168,8 +168,9 @@ def all_gather(tensor: Any, axis: int) -> Any:
     torch.distributed.all_gather(sizes, size)
     longest = int(max(int(s) for s in sizes))
     pad = [0, 0] * (tensor.ndim - 1 - axis) + [0, longest - tensor.shape[axis]]
-    parts = [torch.empty_like(torch.nn.functional.pad(tensor, pad)) for _ in sizes]
-    torch.distributed.all_gather(parts, torch.nn.functional.pad(tensor, pad))
+    padded = torch.nn.functional.pad(tensor, pad)
+    parts = [torch.empty_like(padded) for _ in sizes]
+    torch.distributed.all_gather(parts, padded)
     return torch.cat(
         [p.narrow(axis, 0, int(s)) for p, s in zip(parts, sizes, strict=True)],
         dim=axis,
