@@ -76,6 +76,30 @@ def test_demo_lstm_models_are_the_seeds():
         (["demo", "--epochs", "0"], "argument --epochs: expected a number >= 1, got 0"),
         (["demo", "--train-pairs", "many"], "expected a whole number, got 'many'"),
         (["dmeo"], "invalid choice: 'dmeo'"),
+        (
+            ["train", "x.toml", "--process-id", "1"],
+            "mtl train: --process-id goes with --processes N (N > 1).",
+        ),
+        (
+            ["train", "x.toml", "--processes", "2", "--process-id", "0"],
+            "mtl train: --processes 2 needs --process-id (0 .. processes - 1) and "
+            "--coordinator (process 0's HOST:PORT) on every process.",
+        ),
+        (
+            ["train", "x.toml", "--processes", "2", "--process-id", "2"]
+            + ["--coordinator", "127.0.0.1:1234"],
+            "the process index must be in 0..1 for 2 processes, got 2.",
+        ),
+        (
+            ["train", "x.toml", "--processes", "2", "--process-id", "0"]
+            + ["--coordinator", "10.0.0.1"],
+            "the coordinator must be process 0's HOST:PORT, got '10.0.0.1'.",
+        ),
+        (
+            ["train", "x.toml", "--processes", "2", "--process-id", "0"]
+            + ["--coordinator", "h:1", "--groups", "auto"],
+            "mtl train: --groups auto measures affinities in one process;",
+        ),
     ],
 )
 def test_usage_errors_are_one_sentence(argv, message, capsys):

@@ -8,16 +8,14 @@ the uninterrupted run's weights."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from worker_data import ALL, assert_alike, free_port
+from worker_data import ALL, assert_alike, free_port, kill_after_checkpoint
 
 pytestmark = [
     pytest.mark.slow,
@@ -102,18 +100,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path)
     straight = _group(whole, tmp_path / "whole.npz")
     killed = _group(cut, tmp_path / "killed.npz", slow=0.4)
     # Kill both processes (SIGKILL) once a few of the 12 steps are saved.
-    deadline = time.monotonic() + 300
-    while (
-        not sorted(cut.glob("ckpt-*.npz"))
-        or int(sorted(cut.glob("ckpt-*.npz"))[-1].name[5:15]) < 4
-    ):
-        assert time.monotonic() < deadline, "no checkpoint was written"
-        assert all(p.poll() is None for p in killed), "the run ended early"
-        time.sleep(0.05)
-    for proc in killed:
-        proc.send_signal(signal.SIGKILL)
-    for proc in killed:
-        proc.wait()
+    kill_after_checkpoint(killed, cut, 4)
     saved = sorted(p.name for p in cut.iterdir())
     last = int(sorted(cut.glob("ckpt-*.npz"))[-1].name[5:15])
     assert last < 12, saved

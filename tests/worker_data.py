@@ -41,6 +41,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def kill_after_checkpoint(procs: list[Any], folder: Any, step: int) -> None:
+    """SIGKILLs every process of a run once `folder` holds a checkpoint of
+    step `step` or later (fails if the run ends first)."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + 300
+    while not any(int(p.name[5:15]) >= step for p in folder.glob("ckpt-*.npz")):
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        assert all(p.poll() is None for p in procs), "the run ended early"
+        time.sleep(0.05)
+    for proc in procs:
+        proc.send_signal(signal.SIGKILL)
+    for proc in procs:
+        proc.wait()
+
+
 def assert_alike(
     many: dict[str, np.ndarray], one: dict[str, np.ndarray], names: list[str]
 ) -> None:

@@ -111,6 +111,22 @@ def _parser() -> argparse.ArgumentParser:
         help="write no checkpoints (by default every epoch and every "
         "[training] checkpoint_minutes, 5, within one, to OUT/checkpoints)",
     )
+    train.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="train with this many JAX processes, one per host: start the same "
+        "command on each with its --process-id and process 0's --coordinator",
+    )
+    train.add_argument(
+        "--process-id",
+        type=int,
+        help="with --processes: this process's index, 0 .. processes - 1",
+    )
+    train.add_argument(
+        "--coordinator",
+        help="with --processes: process 0's HOST:PORT (a free port)",
+    )
 
     affinity = commands.add_parser(
         "affinity",

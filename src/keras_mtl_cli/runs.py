@@ -45,11 +45,48 @@ def _load_config(path: str, epochs: int | None) -> Any:
     return config
 
 
+def _join_processes(args: argparse.Namespace) -> int:
+    """Joins the other processes of `--processes N`; returns this process's
+    index (0 with one process)."""
+    given = [
+        f
+        for f, v in (
+            ("--process-id", args.process_id),
+            ("--coordinator", args.coordinator),
+        )
+        if v is not None
+    ]
+    if args.processes == 1:
+        if given:
+            raise UsageError(f"mtl train: {given[0]} goes with --processes N (N > 1).")
+        return 0
+    if len(given) < 2:
+        raise UsageError(
+            f"mtl train: --processes {args.processes} needs --process-id "
+            "(0 .. processes - 1) and --coordinator (process 0's HOST:PORT) "
+            "on every process."
+        )
+    if args.groups == "auto":
+        raise UsageError(
+            "mtl train: --groups auto measures affinities in one process; run "
+            "mtl affinity first and pass its groups to --groups."
+        )
+    from keras_mtl.runs import processes
+
+    try:
+        processes.join(args.coordinator, args.processes, args.process_id)
+    except ValueError as error:
+        raise UsageError(f"mtl train: {error}") from None
+    return args.process_id
+
+
 def train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from keras_mtl import backend as mtl_backend
     from keras_mtl.runs import results, runner
 
+    index = _join_processes(args)
     config = _load_config(args.config, args.epochs)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -64,6 +101,8 @@ def train(args: argparse.Namespace) -> int:
     earlier = checkpoints.is_dir() and any(checkpoints.iterdir())
     if args.no_checkpoints:
         earlier = False
+    # Process 0 looks before any process writes; all act on what it saw.
+    earlier = mtl_backend.first_process_says(earlier)
     if earlier and not args.resume:
         raise UsageError(
             f"mtl train: {checkpoints} holds the checkpoints of an earlier run; "
@@ -77,6 +116,9 @@ def train(args: argparse.Namespace) -> int:
     console = Console()
     verbose = 1 if sys.stdout.isatty() else 2
     log = lambda m: console.print(m, markup=False)  # noqa: E731
+    if index > 0:
+        # Process 0 reports and writes; the others train alongside it.
+        verbose, log = 0, lambda m: None
     groups = None
     data = None
     if args.groups:
@@ -105,7 +147,12 @@ def train(args: argparse.Namespace) -> int:
         groups=groups,
         data=data,
     )
-    files = results.save(result, out)
+    if index > 0:
+        return EXIT_OK
+    from keras_mtl.runs.processes import alone
+
+    with alone():
+        files = results.save(result, out)
     _print_summary(console, result)
     console.print(f"Wrote {', '.join(files)} to {out}.", markup=False)
     return EXIT_OK

@@ -20,7 +20,8 @@ module of it). The balanced train step is written once over them, in
 * optionally `global_task_losses`, `replicas`, `reduce_gradients`,
   `all_sum`, `all_gather`, `replica_index`, `OPTIMIZER_REDUCTION`,
   `COLLECTIVES_IN_COND` (data parallelism's collectives), `processes`,
-  `barrier`, `first_process_says`, `fetch` (several processes),
+  `barrier`, `first_process_says`, `fetch`, `gather_processes`,
+  `local_part` (several processes),
   `guarded_apply`, `rng_state`, `set_rng_state`, `feedable`: what differs
   under data parallelism, in how a guarded optimizer steps, in random state
   and in input pipelines; `jit_step`, where whole train steps are compiled
@@ -38,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 import keras
+import numpy as np
 
 
 def module() -> ModuleType:
@@ -175,6 +177,23 @@ def fetch(value: Any) -> Any:
     value = getattr(value, "value", value)
     fn = getattr(module(), "fetch", None)
     return keras.ops.convert_to_numpy(value) if fn is None else fn(value)
+
+
+def gather_processes(array: np.ndarray) -> np.ndarray:
+    """Every process's `array` (same shape in each), concatenated along
+    the first axis in process order, in every process; `array` itself with
+    one process."""
+    if processes()[1] == 1:
+        return np.asarray(array)
+    return module().gather_processes(np.asarray(array))
+
+
+def local_part(value: Any) -> Any:
+    """This process's rows of a step's output: under several JAX processes
+    a batch's outputs span every process's devices, and each process reads
+    back the rows it fed (its local batch); the value itself elsewhere."""
+    fn = getattr(module(), "local_part", None)
+    return value if fn is None else fn(value)
 
 
 def barrier() -> None:

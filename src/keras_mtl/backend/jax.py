@@ -110,6 +110,25 @@ def first_process_says(flag: bool) -> bool:
     return bool(multihost_utils.broadcast_one_to_all(np.int32(flag)))
 
 
+def gather_processes(array: np.ndarray) -> np.ndarray:
+    """Every process's `array`, concatenated along axis 0 in process order."""
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
+def local_part(value: Any) -> Any:
+    """The rows of a batch-sharded output that this process's devices hold,
+    in order (a shard replicated on several devices counted once)."""
+    if not isinstance(value, jax.Array) or value.is_fully_addressable:
+        return value
+    parts: dict[int, Any] = {}
+    for shard in value.addressable_shards:
+        start = shard.index[0].start if shard.index else None
+        parts.setdefault(start or 0, shard.data)
+    return np.concatenate([np.asarray(parts[k]) for k in sorted(parts)])
+
+
 def fetch(value: Any) -> np.ndarray:
     """A NumPy copy of `value` in every process, gathered where its shards
     lie in several processes (a collective: every process must call it)."""

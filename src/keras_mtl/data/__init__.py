@@ -36,6 +36,7 @@ from keras_mtl.data.buckets import TWEET_BUCKETS, BucketedBatches
 from keras_mtl.data.columns import InputFiller, labels_for, no_labels, task_labels
 from keras_mtl.data.mixing import MixedBatches, Source
 from keras_mtl.data.packed import PackedTexts
+from keras_mtl.data.shares import ProcessShare
 from keras_mtl.data.text import text_lengths
 from keras_mtl.data.vocabulary import WordVocabulary
 from keras_mtl.errors import ConfigError
@@ -408,6 +409,7 @@ __all__ = [
     "InputFiller",
     "MixedBatches",
     "PackedTexts",
+    "ProcessShare",
     "Source",
     "Split",
     "TWEET_BUCKETS",

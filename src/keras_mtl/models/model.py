@@ -551,9 +551,25 @@ class MultiTaskModel(keras.Model):
         values = [logs["loss"]] + [logs[k] for k in sorted(logs) if k != "loss"]
         return values[0] if len(values) == 1 else values
 
+    def make_predict_function(self, force: bool = False) -> Any:
+        if self.predict_function is not None and not force:
+            return self.predict_function
+        super().make_predict_function(force)
+        step = self.predict_function
+        if keras.backend.backend() == "jax" and mtl_backend.processes()[1] > 1:
+
+            def local(state: Any, iterator: Any) -> Any:
+                # Several JAX processes: each reads back the rows it fed.
+                outputs, state = step(state, iterator)
+                return keras.tree.map_structure(mtl_backend.local_part, outputs), state
+
+            self.predict_function = local
+        return self.predict_function
+
     def predict(self, x: Any, **kwargs: Any) -> Any:
         """`keras.Model.predict`; a dict of outputs comes in the model's task
-        order (`task_names`), not sorted by name."""
+        order (`task_names`), not sorted by name. Under several processes,
+        each gets the predictions of what it fed (its share)."""
         out = super().predict(self._standard_inputs(x), **kwargs)
         if isinstance(out, dict):
             first = [o for o in self._task_outputs if o in out]

@@ -9,9 +9,11 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_mtl import backend as mtl_backend
 from keras_mtl import data as data_module
 from keras_mtl.callbacks import Checkpoint
 from keras_mtl.config import Config
+from keras_mtl.data import shares
 from keras_mtl.data.mixing import missing_label
 from keras_mtl.evaluation import summarize, yardstick
 from keras_mtl.evaluation.scoring import task_scores
@@ -150,6 +152,7 @@ def train_once(
     val = _split_for(data.val, names)
     if val is not None:
         fit_args["validation_data"] = val
+    _share_between_processes(fit_args, seed)
     if checkpoints is not None:
         fit_args["callbacks"].append(
             Checkpoint(
@@ -165,7 +168,7 @@ def train_once(
         split = getattr(data, name)
         if split is None:
             continue
-        preds = model.predict_tasks(split.x, batch_size=256)
+        preds = _predictions(model, split.x)
         scores[name] = {
             t.name: task_scores(t, split.y[t.name], preds[t.name]) for t in model.tasks
         }
@@ -175,6 +178,46 @@ def train_once(
         "scores": scores,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
     }
+
+
+def _collective_evaluation() -> bool:
+    """Whether `evaluate` and `predict` span the processes (JAX: each
+    process feeds its block of the split), rather than each process running
+    them alone on everything (a PyTorch process group)."""
+    return keras.backend.backend() == "jax"
+
+
+def _share_between_processes(fit_args: dict[str, Any], seed: int) -> None:
+    """With several processes, each trains on its share of every global
+    batch (`keras_mtl.data.shares.ProcessShare`) and, on JAX, validates on
+    its block of the validation split; nothing changes with one process."""
+    index, count = mtl_backend.processes()
+    if count == 1:
+        return
+    if "y" in fit_args:
+        fit_args["x"] = data_module.ArrayBatches(
+            fit_args["x"],
+            fit_args.pop("y"),
+            batch_size=fit_args.pop("batch_size"),
+            shuffle=fit_args.pop("shuffle"),
+            seed=seed,
+        )
+    fit_args["x"] = shares.ProcessShare(fit_args["x"], index, count)
+    val = fit_args.get("validation_data")
+    if val is not None and _collective_evaluation():
+        fit_args["validation_data"] = shares.split_share(*val, index, count)
+
+
+def _predictions(model: Any, x: Any) -> dict[str, np.ndarray]:
+    """The model's predictions for every row of `x`, in every process
+    (with several JAX processes each predicts its block, then they are
+    gathered)."""
+    index, count = mtl_backend.processes()
+    if count == 1 or not _collective_evaluation():
+        return model.predict_tasks(x, batch_size=256)
+    n = len(keras.tree.flatten(x)[0])
+    block, _ = shares.split_share(x, None, index, count)
+    return shares.gather_rows(model.predict_tasks(block, batch_size=256), n)
 
 
 def run(

@@ -123,7 +123,11 @@ def training_labels(x: Any, y: Any, names: Sequence[str]) -> Any:
     arrays (a dict by task or a list in task order), or a data set that keeps
     its labels (`MixedBatches`, `ArrayBatches`, `BucketedBatches`)."""
     from keras_mtl.data.mixing import MixedBatches
+    from keras_mtl.data.shares import ProcessShare
 
+    if isinstance(x, ProcessShare):
+        # Every process weighs by the whole training set's labels.
+        x = x.data
     if isinstance(x, MixedBatches):
 
         def from_sources(name: str) -> np.ndarray:
