@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_mtl.data import ArrayBatches, ProcessShare
+import keras_mtl
+from keras_mtl.data import (
+    ArrayBatches,
+    BucketedBatches,
+    MixedBatches,
+    ProcessShare,
+    Source,
+)
 from keras_mtl.data.shares import process_rows, split_share
 
 
@@ -46,6 +53,42 @@ def test_shares_put_back_together_are_the_global_batches(batch, count):
         assert np.isnan(joined[1][rows:]).all() and (joined[2][rows:] == -1).all()
         assert (weights[rows:] == 0).all()
         assert all(r in gx["v"] for r in joined[0][rows:])
+
+
+def _joined(whole, count: int, epoch: int) -> None:
+    """Every batch of `whole` is its shares' real rows, in order."""
+    shares = [ProcessShare(whole, k, count) for k in range(count)]
+    for share in shares:
+        share.set_epoch(epoch)
+    for i in range(len(whole)):
+        gx, gy = whole[i][:2]
+        parts = [s[i] for s in shares]
+        rows = len(next(iter(gx.values())))
+        for name, value in gx.items():
+            shapes = {p[0][name].shape for p in parts}
+            assert len(shapes) == 1, shapes  # the same width in every process
+            got = np.concatenate([p[0][name] for p in parts])
+            np.testing.assert_array_equal(got[:rows], value)
+        for name, value in gy.items():
+            got = np.concatenate([p[1][name] for p in parts])
+            np.testing.assert_array_equal(got[:rows], value)
+
+
+def test_shares_of_mixed_sources_and_length_buckets():
+    rng = np.random.default_rng(1)
+    tasks = [keras_mtl.Task("up"), keras_mtl.Task("kind", "multiclass", num_classes=3)]
+    sources = [
+        Source("a", {"v": rng.normal(size=(9, 2))}, {"up": rng.random(9).round()}),
+        Source("b", {"v": rng.normal(size=(6, 2))}, {"kind": rng.integers(0, 3, 6)}),
+    ]
+    _joined(MixedBatches(sources, tasks, batch_size=5, steps=4, seed=2), 2, 1)
+    ids = np.zeros((40, 96), "int32")
+    for row, length in enumerate(rng.integers(1, 96, 40)):
+        ids[row, :length] = rng.integers(1, 256, length)
+    buckets = BucketedBatches(
+        {"t": ids}, {"up": rng.random(40).round()}, batch_size=6, buckets=[32, 96]
+    )
+    _joined(buckets, 3, 2)
 
 
 def test_split_blocks_cover_the_split_once():
