@@ -2,7 +2,9 @@
 
 For each backend (one process each) and each model, times training steps of
 equal weighting (Keras's own step) and of every method, in the same process,
-interleaved, and prints each method's step time divided by EW's. Batch 64.
+in alternating blocks (5 rounds of EW's block then the method's), and prints
+the median over rounds of each method's step time divided by EW's, with the
+range over rounds. Batch 64.
 Models (`--model`, comma-separated):
 
 * `lstm`: two tweets of 280 byte ids through one shared `LSTMEncoder(64)`
@@ -122,7 +124,7 @@ def temp_bytes(model, x, y):
     return int(compiled.memory_analysis().temp_size_in_bytes)
 
 
-def time_method(num_tasks, method, mode):
+def prepared(num_tasks, method, mode):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     model, names, kind = model_for(num_tasks)
@@ -134,23 +136,43 @@ def time_method(num_tasks, method, mode):
     x, y = batch_for(model, names, kind, rng)
     for _ in range(2):  # trace and warm up
         model.train_on_batch(x, y)
+    start = time.perf_counter()
+    model.train_on_batch(x, y)
+    return model, x, y, int(every or 1), time.perf_counter() - start
+
+
+def block(run, calls):
+    # One step's time over `calls` train_on_batch calls: the median, or with
+    # update_every=k the mean (the median would pick the cheap steps).
+    model, x, y, every, _ = run
     times = []
-    # With update_every=k the mean over whole periods of k steps (the
-    # median would pick the cheap steps).
-    count = -(-steps // int(every)) * int(every) if every else steps
-    for _ in range(count):
+    for _ in range(calls):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
-    mem = temp_bytes(model, x, y) if memory and keras.backend.backend() == "jax" else None
-    shared = model._balancing.split.shared if model._balancing else []
-    jac = num_tasks * sum(int(np.prod(v.shape)) for v in shared) * 4
-    return float(np.mean(times) if every else np.median(times)), mem, jac
+    return float(np.mean(times) if every > 1 else np.median(times))
 
 
+def side_by_side(ew, run):
+    # Rounds of EW's block then the method's: drift between rounds cancels in
+    # each round's ratio. Blocks last >= 0.2 s (at least `steps` calls; whole
+    # periods with update_every).
+    every = run[3]
+    calls = max(steps, int(np.ceil(0.2 / max(min(ew[4], run[4]), 1e-4))))
+    calls = -(-calls // every) * every
+    base, times = [], []
+    for _ in range(ROUNDS):
+        base.append(block(ew, calls))
+        times.append(block(run, calls))
+    ratios = np.array(times) / np.array(base)
+    return float(np.median(times)), float(np.median(base)), ratios
+
+
+ROUNDS = 5
 results = []
 for num_tasks in tasks_list:
-    base = []
+    ew = prepared(num_tasks, "ew", "parameter")
+    ew_mem = temp_bytes(ew[0], ew[1], ew[2]) if memory and keras.backend.backend() == "jax" else None
     for method, mode in [("ew", "parameter")] + [(m, md) for m in methods for md in modes]:
         if method == "ew" and mode != "parameter":
             continue
@@ -158,16 +180,23 @@ for num_tasks in tasks_list:
             cls = balancers.BALANCERS[method.partition("@")[0]]
             if cls.level == "loss" or cls.not_at_representation:
                 continue
-        t, mem, jac = time_method(num_tasks, method, mode)
-        if method == "ew":
-            base.append(t)
+        # EW against a second EW model: the noise floor of the ratios.
+        run = prepared(num_tasks, method, mode)
+        seconds, ew_seconds, ratios = side_by_side(ew, run)
+        model = run[0]
+        mem = (
+            temp_bytes(model, run[1], run[2])
+            if memory and keras.backend.backend() == "jax" else None
+        )
+        shared = model._balancing.split.shared if model._balancing else []
+        jac = num_tasks * sum(int(np.prod(v.shape)) for v in shared) * 4
         results.append({"tasks": num_tasks, "method": method, "mode": mode,
-                        "seconds": t, "temp_bytes": mem, "jacobian_bytes": jac})
-    # EW again at the end: the reference is the mean of both EW runs.
-    base.append(time_method(num_tasks, "ew", "parameter")[0])
-    for r in results:
-        if r["tasks"] == num_tasks:
-            r["ew_seconds"] = float(np.mean(base))
+                        "seconds": seconds, "ew_seconds": ew_seconds,
+                        "ratio": float(np.median(ratios)),
+                        "low": float(ratios.min()), "high": float(ratios.max()),
+                        "temp_bytes": mem, "ew_temp_bytes": ew_mem,
+                        "jacobian_bytes": jac})
+        del run, model
 print("RESULT " + json.dumps({"backend": keras.backend.backend(), "results": results}))
 """
 
@@ -222,9 +251,12 @@ def main() -> None:
         parser.error(f"unknown model {unknown[0]!r}; models are {', '.join(TASKS)}")
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}. Batch 64; step time = median of {args.steps} "
-        "train_on_batch calls after 2 warm-up calls; ratio = step time / equal "
-        "weighting's (mean of an EW run before and after the methods, same process)."
+        f"{platform.python_version()}. Batch 64; 5 rounds, each a block of equal "
+        f"weighting's train_on_batch calls then the method's (>= {args.steps} calls "
+        "and >= 0.2 s a block, after 2 warm-up calls); step time = median of a "
+        "block's calls; ratio = median over rounds of method / EW (the range "
+        "over rounds beside it; the `ew` row times a second EW model: the noise "
+        "floor)."
     )
     for model in models:
         tasks = args.tasks or TASKS[model]
@@ -242,20 +274,20 @@ def main() -> None:
             print(f"\n### {model}, {out['backend']}\n")
             memory = any(r["temp_bytes"] is not None for r in out["results"])
             extra = " | temp MiB | memory ratio | Jacobian MiB" if memory else ""
-            print("| method | mode | tasks | step s | EW step s | ratio" + extra + " |")
-            print("|---|---|---|---|---|---|" + ("---|---|---|" if memory else ""))
-            ew_mem = {
-                r["tasks"]: r["temp_bytes"]
-                for r in out["results"]
-                if r["method"] == "ew"
-            }
+            print(
+                "| method | mode | tasks | step s | EW step s | ratio | range"
+                + extra
+                + " |"
+            )
+            print("|---|---|---|---|---|---|---|" + ("---|---|---|" if memory else ""))
             for r in out["results"]:
                 row = (
                     f"| {r['method']} | {r['mode']} | {r['tasks']} | {r['seconds']:.4f} | "
-                    f"{r['ew_seconds']:.4f} | {r['seconds'] / r['ew_seconds']:.2f}x |"
+                    f"{r['ew_seconds']:.4f} | {r['ratio']:.2f}x | "
+                    f"{r['low']:.2f}-{r['high']:.2f} |"
                 )
                 if memory:
-                    base = max(ew_mem[r["tasks"]], 1)
+                    base = max(r["ew_temp_bytes"], 1)
                     row += f" {r['temp_bytes'] / 2**20:.1f} | {r['temp_bytes'] / base:.2f}x |"
                     row += (
                         f" {r['jacobian_bytes'] / 2**20:.1f} |"
