@@ -86,6 +86,30 @@ def test_fit_lowers_every_task_loss(rng):
     assert last["binary_accuracy"] > 0.85
 
 
+def test_every_batch_call_starts_from_reset_metrics(rng):
+    """`train_on_batch`/`test_on_batch` reset the metrics every call (the
+    second reset onwards restores saved values): each call reports its own
+    batch only, as a fresh model's first call does."""
+    model = _model()
+    model.compile(optimizer="sgd", balancer="upgrad")
+    (x1, y1), (x2, y2) = _data(rng, 16), _data(rng, 16)
+    for _ in range(3):
+        model.train_on_batch(x1, y1)
+        model.test_on_batch(x1, y1)
+    got = model.test_on_batch(x2, y2, return_dict=True)
+    fresh = _model()
+    fresh.compile(optimizer="sgd", balancer="upgrad")
+    fresh.set_weights(model.get_weights())
+    want = fresh.test_on_batch(x2, y2, return_dict=True)
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, err_msg=key)
+    model.reset_metrics()
+    for metric in model.metrics:
+        for variable in metric.variables:
+            assert not np.any(as_numpy(variable.value)), variable.path
+
+
 def test_loss_weights_and_per_task_dicts(rng):
     model = _model()
     x, y = _data(rng)

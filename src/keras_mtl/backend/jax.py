@@ -129,6 +129,20 @@ def local_part(value: Any) -> Any:
     return np.concatenate([np.asarray(parts[k]) for k in sorted(parts)])
 
 
+def restorer(variables: Sequence[Any]) -> Callable[[], None]:
+    """Restores the variables' present values with one compiled call that
+    makes fresh buffers (a train step donates the variables' buffers, so
+    the saved arrays themselves cannot be handed back)."""
+    values = [np.asarray(v.value) for v in variables]
+    fresh = jax.jit(lambda: [jnp.asarray(v) for v in values])
+
+    def restore() -> None:
+        for variable, value in zip(variables, fresh(), strict=True):
+            variable._direct_assign(value)
+
+    return restore
+
+
 def fetch(value: Any) -> np.ndarray:
     """A NumPy copy of `value` in every process, gathered where its shards
     lie in several processes (a collective: every process must call it)."""
