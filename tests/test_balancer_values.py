@@ -282,9 +282,15 @@ def test_closed_forms_on_device_equal_the_host(key, config, rng):
     from keras_mtl.training.balancing import _on_present
 
     method = balancers.get(key, **config)
-    assert {"mean", "imtl_g", "aligned_mtl", "config", "upgrad", "dualproj"} <= set(
-        DEVICE
-    )
+    assert {
+        "mean",
+        "imtl_g",
+        "aligned_mtl",
+        "config",
+        "upgrad",
+        "dualproj",
+        "pcgrad",
+    } <= set(DEVICE)
     for jacobian, present in _device_cases(rng):
         gramian = jacobian @ jacobian.T
         inputs = Inputs(np.ones(len(gramian)), gramian, None)
@@ -302,3 +308,40 @@ def test_closed_forms_on_device_equal_the_host(key, config, rng):
         np.testing.assert_allclose(
             got, expected, rtol=2e-3, atol=2e-4 * max(1, np.abs(expected).max())
         )
+
+
+@pytest.mark.model
+def test_pcgrad_on_the_device_follows_the_hosts_orders_at_every_step(rng):
+    """PCGrad's orders depend on the step (a table of 128 steps): on the
+    device, at steps 0, 5 and 133 (= 5 again), it gives the host's weights
+    (tasks missing from the batch included), and the orders do change
+    between steps."""
+    from keras import ops
+
+    from keras_mtl.training.balancing import _on_present
+
+    method = balancers.get("pcgrad", seed=4)
+    jacobian = conflicting(rng, 6)
+    gramian = jacobian @ jacobian.T
+    seen = []
+    for present in (np.ones(6, bool), np.array([1, 1, 0, 1, 0, 1], bool)):
+        for step in (0, 1, 5, 133):
+            expected = _on_present(
+                method,
+                Inputs(np.ones(6), gramian, None),
+                method.init(6),
+                context(4, step, 0, present),
+                present,
+            )
+            mask = np.outer(present, present)
+            got = ops.convert_to_numpy(
+                method.on_device_at(
+                    ops.convert_to_tensor((gramian * mask).astype("float32")),
+                    ops.convert_to_tensor(present.astype("float32")),
+                    ops.convert_to_tensor(step, "int32"),
+                )
+            )
+            np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-4)
+            seen.append(expected)
+    np.testing.assert_allclose(seen[2], seen[3])  # step 133 is step 5's entry
+    assert not np.allclose(seen[0], seen[1]) or not np.allclose(seen[1], seen[2])

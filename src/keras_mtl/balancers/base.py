@@ -243,6 +243,13 @@ class GramianWeighting(Balancer):
         would)."""
         raise NotImplementedError(f"{type(self).__name__} has no closed form.")
 
+    def on_device_at(self, gramian: Any, present: Any, step: Any) -> Any:
+        """`on_device` at training step `step` (an integer tensor): what the
+        step calls; a method whose draws depend on the step (PCGrad's task
+        orders) overrides it."""
+        del step
+        return self.on_device(gramian, present)
+
     def weights(
         self, jacobian: Any, losses: Any = None, state: NamedTuple | None = None
     ) -> Array:

@@ -301,7 +301,7 @@ class Balancing:
         # output is NaN as the host's is.
         mask = ops.outer(present, present)
         safe = ops.where(finite, gramian * mask, ops.zeros_like(gramian))
-        weights = method.on_device(safe, present)
+        weights = method.on_device_at(safe, present, self.state.step.value)
         out = ops.concatenate([weights, ops.ones((k,), "float32")])
         return ops.where(finite, out, float("nan")), []
 
