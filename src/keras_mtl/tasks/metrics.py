@@ -279,15 +279,15 @@ class TaskMetrics(keras.metrics.Metric):
         return [v for metric in self.metrics for v in metric.variables]
 
     def reset_state(self) -> None:
-        """Every metric's reset. The first reset records the variables'
-        reset values; later resets restore them at once
+        """Every metric's reset. On JAX the first reset records the
+        variables' reset values and later resets restore them at once
         (`keras_mtl.backend.restorer`): Keras's own reset builds each zero
         tensor anew, which `train_on_batch`, resetting every call, paid per
         variable (3 ms a step for ten tasks' metrics on JAX)."""
         variables = self.variables
         key = [id(v) for v in variables]
         saved = self.__dict__.get("_restore")
-        if saved is not None and saved[0] == key:
+        if saved is not None and saved[0] == key and saved[1] is not None:
             saved[1]()
             return
         for metric in self.metrics:
