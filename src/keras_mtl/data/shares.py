@@ -127,11 +127,10 @@ class ProcessShare(keras.utils.PyDataset):
 
 def split_share(x: Any, y: Any, index: int, count: int) -> tuple[Any, Any]:
     """Process `index`'s block of an evaluation split's inputs and labels
-    (`process_rows`; padding rows unlabelled)."""
-    n = len(keras.tree.flatten(x)[0])
-    rows, real = process_rows(n, index, count)
-    labels = None if y is None else _padded(_take(y, rows), real, unlabelled)
-    return _take(x, rows), labels
+    (`process_rows`; padding rows unlabelled): `share` of the split as
+    one batch."""
+    block, labels = share((x, y), index, count)
+    return block, labels
 
 
 def gather_rows(local: Any, n: int) -> Any:
