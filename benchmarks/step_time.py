@@ -17,6 +17,9 @@ Models (`--model`, comma-separated):
 * `transformer`: the TweetEval Transformer (`TransformerEncoder(64, heads=4,
   ff_dim=128)` over a 32-wide byte embedding, 160 bytes); its 4 tasks
   (emotion's 4 classes, hate, irony, offensive);
+* `ngrams`: the default text encoder (`NgramEncoder()`: hashed byte 3-5
+  grams, words and word bigrams over a 2^17 x 64 embedding, 280 bytes) with
+  TweetEval's 4 tasks (the shared Jacobian: 32 MiB per task);
 * `mlp`: `MLPEncoder((256, 128))` on 128 features; 2 or 10 sigmoid heads;
 * `wide`: `MLPEncoder((1024, 1024))` on 1024 features; 2 or 10 sigmoid heads
   (the shared variables' Jacobian: 8 MiB per task).
@@ -52,7 +55,7 @@ import numpy as np
 import keras
 from keras import layers
 from keras_mtl import Task, build_model, balancers, presets
-from keras_mtl.encoders import LSTMEncoder, TransformerEncoder, MLPEncoder
+from keras_mtl.encoders import LSTMEncoder, MLPEncoder, NgramEncoder, TransformerEncoder
 
 model_name, methods, tasks_list, steps, length, modes, memory = json.loads(sys.argv[1])
 batch = 64
@@ -89,6 +92,10 @@ def model_for(num_tasks):
         encoder = TransformerEncoder(64, heads=4, ff_dim=128, max_length=length,
                                      symbols="embedding", embedding_dim=32)
         return build_model(inputs, encoder, tasks), [t.name for t in tasks], "bytes"
+    if model_name == "ngrams":
+        inputs = {"text": keras.Input((length,), dtype="uint8", name="text")}
+        model = build_model(inputs, NgramEncoder(), TWEETEVAL)
+        return model, [t.name for t in TWEETEVAL], "text"
     if model_name in ("mlp", "wide"):
         width, units = (128, (256, 128)) if model_name == "mlp" else (1024, (1024, 1024))
         inputs = {"features": keras.Input((width,), name="features")}
@@ -101,6 +108,10 @@ def batch_for(model, names, kind, rng):
     for t in model.inputs:
         if kind == "onehot":
             x[t.name] = np.eye(256, dtype="float32")[rng.integers(1, 256, (batch, length))]
+        elif kind == "text":  # letters, about one byte in five a space
+            words = rng.integers(97, 123, (batch, length))
+            words[rng.random((batch, length)) < 0.2] = 32
+            x[t.name] = words.astype("uint8")
         elif kind == "bytes":
             x[t.name] = rng.integers(1, 256, (batch, length)).astype("uint8")
         else:
@@ -221,10 +232,11 @@ TASKS = {
     "seed": "2",
     "conv": "3,10",
     "transformer": "4",
+    "ngrams": "4",
     "mlp": "2,10",
     "wide": "2,10",
 }
-LENGTH = {"lstm": 280, "seed": 280, "transformer": 160}
+LENGTH = {"lstm": 280, "seed": 280, "transformer": 160, "ngrams": 280}
 
 
 def main() -> None:

@@ -467,6 +467,37 @@ def _dense_trunks(kind):
             ]
         )
         return {"x": (7, 3)}, trunk, (7, 3)
+    if kind == "embedding":
+        # One Embedding applied to two inputs: ids (1-10) repeat within and
+        # across calls; the table has more rows than the batch has ids.
+        trunk = keras.Sequential(
+            [
+                keras.layers.Embedding(400, 4),
+                keras.layers.GlobalAveragePooling1D(),
+                keras.layers.Dense(5, activation="tanh"),
+            ]
+        )
+        return {"p": (7,), "q": (7,)}, trunk, (7,)
+    if kind.startswith("ngrams"):
+        # The n-gram bag (its own rule) over bytes, with n-gram dropout and
+        # families: texts of 5-letter words, ids repeat within and across
+        # texts; a table with more rows than the batch has n-grams, or fewer.
+        from keras_mtl.encoders import NgramEncoder
+
+        buckets = 97 if kind == "ngrams-few" else 4099
+        encoder = NgramEncoder(
+            dim=6, buckets=buckets, ngram_dropout=0.2, pooling="families", dropout=0.0
+        )
+        return {"x": (30,)}, encoder, (30,)
+    if kind == "transformer":
+        # Embeddings (bytes, positions), EinsumDense (attention), Dense and
+        # LayerNormalization (no rule: autodiff rows) in one encoder.
+        from keras_mtl.encoders import TransformerEncoder
+
+        encoder = TransformerEncoder(
+            8, heads=2, ff_dim=8, max_length=6, symbols="embedding", embedding_dim=4
+        )
+        return {"x": (6,)}, encoder, (6,)
     # One Dense over a sequence, applied to two inputs (rows joined).
     trunk = keras.Sequential(
         [keras.layers.Dense(5, use_bias=False), keras.layers.GlobalAveragePooling1D()]
@@ -474,21 +505,44 @@ def _dense_trunks(kind):
     return {"p": (7, 6), "q": (7, 6)}, trunk, (7, 6)
 
 
-DENSE_KINDS = ["mlp-narrow", "mlp-wide", "mlp-dropout", "conv", "shared-sequence"]
+DENSE_KINDS = [
+    "mlp-narrow",
+    "mlp-wide",
+    "mlp-dropout",
+    "conv",
+    "shared-sequence",
+    "embedding",
+    "transformer",
+    "ngrams",
+    "ngrams-few",
+]
+ID_KINDS = {"embedding": 11, "transformer": 256, "ngrams": 0, "ngrams-few": 0}
 
 
 def _dense_model(kind):
     keras.utils.set_random_seed(5)
     inputs, encoder, _ = _dense_trunks(kind)
     tasks = [Task("a"), Task("b", hidden=[3]), Task("c")]
-    if kind == "shared-sequence":
+    if kind in ("shared-sequence", "embedding"):
         tasks = [Task("a", inputs=["p"]), Task("b"), Task("c", inputs=["q"])]
+    if kind in ID_KINDS:
+        inputs = {
+            name: keras.Input(shape, dtype="int32", name=name)
+            for name, shape in inputs.items()
+        }
     return build_model(inputs, encoder, tasks)
 
 
 def _dense_data(kind, rng, n=48):
     inputs, _, shape = _dense_trunks(kind)
-    x = {name: rng.normal(size=(n, *shape)).astype("float32") for name in inputs}
+    if kind.startswith("ngrams"):  # words of 5 letters from 8
+        x = {name: rng.integers(97, 105, (n, *shape)) for name in inputs}
+        for text in x.values():
+            text[:, 5::6] = 32
+    elif kind in ID_KINDS:
+        x = {name: rng.integers(1, ID_KINDS[kind], (n, *shape)) for name in inputs}
+    else:
+        x = {name: rng.normal(size=(n, *shape)).astype("float32") for name in inputs}
     y = {t: rng.integers(0, 2, n).astype("float32") for t in "abc"}
     return x, y
 
@@ -505,7 +559,13 @@ def test_dense_rule_rows_equal_autodiff(kind, rng):
     model = _dense_model(kind)
     model.compile(optimizer="sgd", balancer="upgrad")
     split = model._balancing.split
-    assert split.layer_rules
+    kinds = {type(rule).__name__ for rule in split.layer_rules}
+    expected = {"embedding": {"KerasEmbedding", "KerasDense"}}.get(kind, {"KerasDense"})
+    if kind == "transformer":
+        expected = {"KerasEmbedding", "KerasEinsumDense", "KerasDense"}
+    if kind.startswith("ngrams"):
+        expected = {"EmbeddingBag"}
+    assert kinds == expected
     x, _ = _dense_data(kind, rng, n=16)
     enc = split.encoder
     args = (
@@ -541,6 +601,9 @@ def test_dense_rule_rows_equal_autodiff(kind, rng):
         ("conv", "pcgrad"),
         ("shared-sequence", "mgda"),
         ("mlp-wide", {"name": "upgrad", "update_every": 2}),
+        ("embedding", "pcgrad"),
+        ("transformer", "upgrad"),
+        ("ngrams", "upgrad"),
     ],
 )
 def test_dense_rule_trains_as_autodiff(kind, method, rng):

@@ -194,26 +194,48 @@ class NgramEncoder(keras.layers.Layer):
             bounds.append((start, None))
         return bounds
 
-    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
+    def bag(
+        self, inputs: Tensor, training: bool | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(ids, weights), each (batch, slots): the encoding before scaling
+        and dropout is the sum over slots of weight x the table's row at the
+        id (1 / the n-gram family's count of present ids, 0 where empty)."""
         ids = self.ngram_ids(inputs)
-        present = ops.cast(ops.expand_dims(ids > 0, -1), self.compute_dtype)
+        present = ops.cast(ids > 0, self.compute_dtype)
         if self.ngram_drop is not None:
             present = self.ngram_drop(present, training=training)
-        vectors = self.embedding(ids) * present
         if self.pooling == "mean":
             spans = [(0, None)]
         else:
             spans = self._families(ops.shape(inputs)[1])
-        encoding = None
+        weights = []
         for start, stop in spans:
-            count = ops.maximum(ops.sum(present[:, start:stop], axis=1), 1.0)
-            mean = ops.sum(vectors[:, start:stop], axis=1) / count
-            encoding = mean if encoding is None else encoding + mean
+            part = present[:, start:stop]
+            count = ops.maximum(ops.sum(part, axis=1, keepdims=True), 1.0)
+            weights.append(part / count)
+        weights = weights[0] if len(weights) == 1 else ops.concatenate(weights, axis=1)
+        return ids, weights
+
+    def finish(self, pooled: Tensor, training: bool | None = None) -> Tensor:
+        """The encoding from the weighted sum of the bag's rows."""
         if self.learning_rate_scale != 1.0:
-            encoding = encoding * self.learning_rate_scale
+            pooled = pooled * self.learning_rate_scale
         if self.drop is not None:
-            encoding = self.drop(encoding, training=training)
-        return encoding
+            pooled = self.drop(pooled, training=training)
+        return pooled
+
+    def call(self, inputs: Tensor, training: bool | None = None) -> Tensor:
+        ids, weights = self.bag(inputs, training=training)
+        vectors = self.embedding(ids)
+        pooled = ops.sum(vectors * ops.expand_dims(weights, -1), axis=1)
+        return self.finish(pooled, training=training)
+
+    def inside_rule(self) -> Any:
+        """The rule of its weights' per-task gradients inside autodiff
+        (`keras_mtl.models.rules.EmbeddingBag`)."""
+        from keras_mtl.models.rules import EmbeddingBag
+
+        return EmbeddingBag(self) if EmbeddingBag.applies(self) else None
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], self.dim)

@@ -151,18 +151,17 @@ class KerasGRU(KerasRecurrent):
         return out
 
 
-class KerasDense:
-    """The rule of a plain `keras.layers.Dense`: each task's gradient of its
-    weights from the layer's inputs X (rows R x F, every call's leading
-    axes flattened and joined) and the task's cotangent D_t of its
-    pre-activation output (R x U): X^T D_t for the kernel, the column sums
-    of D_t for the bias.
+class InsideRule:
+    """A rule that works inside autodiff (see the module's docstring): the
+    layer's call with a zero perturbation of its pre-activation, then from
+    the rows X of the layer's inputs (every call's leading axes flattened
+    and joined) and each task's cotangent D_t of the pre-activation
+    (tasks, R, U), the tasks' weight gradients, their Gramian and the
+    gradient of a weighted sum of the tasks.
 
-    The Gramian of those rows needs neither: <X^T D_s, X^T D_t> is the sum
-    of (X X^T) * (D_s D_t^T), R x R products instead of F x U rows per task
-    where R < F. The layer-wise Gramian is the idea of torchjd's autogram
-    engine (Quinton & Rey, "Jacobian Descent for Multi-Objective
-    Optimization", 2024).
+    Subclasses say which layers they serve (`applies`), how the layer
+    computes its pre-activation (`pre_activation`) and how its inputs and
+    cotangents become rows (`rows`, `cotangent_rows`).
 
     Args:
         layer: The layer (`applies(layer)` holds).
@@ -170,62 +169,452 @@ class KerasDense:
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
-        self.variables = [layer.kernel] + ([layer.bias] if layer.use_bias else [])
+        self.variables: list[Any] = []
 
     @staticmethod
     def applies(layer: Any) -> bool:
+        raise NotImplementedError
+
+    def pre_activation(self, inputs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def activation(self, pre: Tensor) -> Tensor:
+        return pre
+
+    def call(
+        self, inputs: Tensor, perturbation: Tensor | None, training: Any = None
+    ) -> tuple[Tensor, Tensor, Any]:
+        """(output, pre-activation, saved): the layer's output, its
+        pre-activation plus `perturbation` (zeros whose cotangent is D_t),
+        and what `rows` needs of this call (by default its inputs)."""
+        del training
+        pre = self.pre_activation(inputs)
+        if perturbation is not None:
+            pre = pre + perturbation
+        return self.activation(pre), pre, inputs
+
+    def rows(self, saved: Any) -> Any:
+        """X, the rows of one call's inputs, from what the call saved."""
+        raise NotImplementedError
+
+    def join(self, rows: list[Any]) -> Any:
+        """The rows of several calls as one X."""
+        return rows[0] if len(rows) == 1 else ops.concatenate(rows, axis=0)
+
+    def cotangent_rows(self, cotangents: Tensor) -> Tensor:
+        """(tasks, R, U) from cotangents of shape (tasks, *pre-activation)."""
+        return ops.reshape(cotangents, (cotangents.shape[0], -1, cotangents.shape[-1]))
+
+    def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
+        """Each weight's per-task gradients (tasks, *shape) from X and D."""
+        raise NotImplementedError
+
+    def gramian_update(self, x: Tensor, d: Tensor) -> tuple[Tensor, Any]:
+        """(G, update): the tasks' Gramian of the layer's weights and
+        `update(weights) -> [(variable, gradient)]` for the weighted sum of
+        the tasks. By default from the per-task gradients."""
+        grads = self.task_gradients(x, d)
+        g = sum(_gram(grad) for _, grad in grads)
+
+        def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
+            return [
+                (v, ops.tensordot(ops.cast(weights, grad.dtype), grad, axes=1))
+                for v, grad in grads
+            ]
+
+        return g, update
+
+
+def _gram(rows: Tensor) -> Tensor:
+    flat = ops.reshape(ops.cast(rows, "float32"), (rows.shape[0], -1))
+    return ops.matmul(flat, ops.transpose(flat))
+
+
+class _Linear(InsideRule):
+    """A kernel contracting the input's last `contracted` axes with its own
+    first ones, the output its input's leading axes then the kernel's last
+    ones, plus a bias over the output's last axes: X^T D_t (reshaped) for
+    the kernel, D_t summed over rows (and over the kernel's output axes the
+    bias does not span) for the bias.
+
+    The Gramian of those rows needs neither where R is small: <X^T D_s, X^T
+    D_t> is the sum of (X X^T) * (D_s D_t^T), R x R products instead of
+    F x U rows per task. The layer-wise Gramian is the idea of torchjd's
+    autogram engine (Quinton & Rey, "Jacobian Descent for Multi-Objective
+    Optimization", 2024); where R is large the per-task products are formed
+    once and serve the update too.
+    """
+
+    contracted = 1
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__(layer)
+        self.kernel = layer.kernel
+        self.bias = layer.bias
+        self.variables = [self.kernel] + ([self.bias] if self.bias is not None else [])
+
+    def activation(self, pre: Tensor) -> Tensor:
+        act = self.layer.activation
+        return act(pre) if act is not None else pre
+
+    def rows(self, inputs: Tensor) -> Tensor:
+        features = 1
+        for size in inputs.shape[len(inputs.shape) - self.contracted :]:
+            features *= size
+        return ops.reshape(inputs, (-1, features))
+
+    def cotangent_rows(self, cotangents: Tensor) -> Tensor:
+        units = 1
+        for size in self.kernel.shape[self.contracted :]:
+            units *= size
+        return ops.reshape(cotangents, (cotangents.shape[0], -1, units))
+
+    def _bias_sums(self, d: Tensor) -> Tensor:
+        """The bias's per-task gradients (tasks, *bias shape)."""
+        tasks = d.shape[0]
+        sums = ops.sum(d, axis=1)
+        width = 1
+        for size in self.bias.shape:
+            width *= size
+        sums = ops.sum(ops.reshape(sums, (tasks, -1, width)), axis=1)
+        return ops.reshape(sums, (tasks, *self.bias.shape))
+
+    def _kernel_rows(self, products: Tensor) -> Tensor:
+        return ops.reshape(products, (products.shape[0], *self.kernel.shape))
+
+    def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
+        out = [(self.kernel, self._kernel_rows(_per_task_products(x, d)))]
+        if self.bias is not None:
+            out.append((self.bias, self._bias_sums(d)))
+        return out
+
+    def gramian_update(self, x: Tensor, d: Tensor) -> tuple[Tensor, Any]:
+        x32 = ops.cast(x, "float32")
+        d32 = ops.cast(d, "float32")
+        tasks, rows, units = d.shape
+        features = x.shape[-1]
+        sums = self._bias_sums(d) if self.bias is not None else None
+        if rows * rows * (features + tasks * units) < tasks * rows * features * units:
+            products = ops.matmul(x32, ops.transpose(x32))
+            mixed = ops.stack([ops.matmul(products, d32[t]) for t in range(tasks)])
+            g = ops.matmul(
+                ops.reshape(mixed, (tasks, -1)),
+                ops.transpose(ops.reshape(d32, (tasks, -1))),
+            )
+
+            def kernel_update(weights: Tensor) -> Tensor:
+                summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
+                return ops.reshape(
+                    ops.matmul(ops.transpose(x), summed), self.kernel.shape
+                )
+
+        else:
+            per_task = _per_task_products(x, d)
+            g = _gram(per_task)
+
+            def kernel_update(weights: Tensor) -> Tensor:
+                summed = ops.tensordot(
+                    ops.cast(weights, per_task.dtype), per_task, axes=1
+                )
+                return ops.reshape(summed, self.kernel.shape)
+
+        if sums is not None:
+            g = g + _gram(sums)
+
+        def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
+            out = [(self.kernel, kernel_update(weights))]
+            if sums is not None:
+                w = ops.cast(weights, sums.dtype)
+                out.append((self.bias, ops.tensordot(w, sums, axes=1)))
+            return out
+
+        return g, update
+
+
+def _plain(layer: Any, weight: Any) -> bool:
+    """A built layer without LoRA, quantization or weight regularizers,
+    whose `weight` trains."""
+    return (
+        layer.built
+        and not getattr(layer, "lora_enabled", False)
+        and getattr(layer, "quantization_mode", None) is None
+        and weight.trainable
+        and layer.activity_regularizer is None
+        and all(
+            getattr(layer, name, None) is None
+            for name in (
+                "kernel_regularizer",
+                "bias_regularizer",
+                "embeddings_regularizer",
+            )
+        )
+    )
+
+
+class KerasDense(_Linear):
+    """The rule of a plain `keras.layers.Dense`."""
+
+    @staticmethod
+    def applies(layer: Any) -> bool:
+        return type(layer) is keras.layers.Dense and _plain(layer, layer.kernel)
+
+    def pre_activation(self, inputs: Tensor) -> Tensor:
+        pre = ops.matmul(inputs, self.layer.kernel)
+        if self.layer.use_bias:
+            pre = pre + self.layer.bias
+        return pre
+
+
+class KerasEinsumDense(_Linear):
+    """The rule of a plain `keras.layers.EinsumDense` whose equation
+    contracts the input's last axes with the kernel's first ones and keeps
+    the rest in order (`...a,ab->...b`, and every projection of
+    `keras.layers.MultiHeadAttention`: `abc,cde->abde`, `abcd,cde->abe`),
+    with a bias over the output's last axes or none.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__(layer)
+        self.contracted = _contraction(layer)
+
+    @staticmethod
+    def applies(layer: Any) -> bool:
+        if type(layer) is not keras.layers.EinsumDense or not layer.built:
+            return False
+        if not _plain(layer, layer.kernel) or _contraction(layer) is None:
+            return False
+        bias, kernel = layer.bias, tuple(layer.kernel.shape)
+        return bias is None or (
+            len(bias.shape) <= len(kernel) - _contraction(layer)
+            and tuple(bias.shape) == kernel[len(kernel) - len(bias.shape) :]
+        )
+
+    def pre_activation(self, inputs: Tensor) -> Tensor:
+        pre = ops.einsum(self.layer.equation, inputs, self.layer.kernel)
+        if self.layer.bias is not None:
+            pre = ops.add(pre, self.layer.bias)
+        return pre
+
+
+def _contraction(layer: Any) -> int | None:
+    """How many trailing input axes an EinsumDense equation contracts with
+    the kernel's leading axes, or None for any other shape of equation."""
+    spec = layer.equation.replace(" ", "")
+    if spec.count("->") != 1 or spec.count(",") != 1:
+        return None
+    operands, output = spec.split("->")
+    x_spec, k_spec = operands.split(",")
+    if "." in k_spec:
+        return None
+    contracted = ""
+    for letter in k_spec:
+        if letter in output or letter not in x_spec:
+            break
+        contracted += letter
+    lead = x_spec[: len(x_spec) - len(contracted)]
+    kept = k_spec[len(contracted) :]
+    letters = lead.replace("...", "") + k_spec
+    if (
+        not contracted
+        or not x_spec.endswith(contracted)
+        or output != lead + kept
+        or len(set(letters)) != len(letters)
+    ):
+        return None
+    return len(contracted)
+
+
+class KerasEmbedding(InsideRule):
+    """The rule of a plain `keras.layers.Embedding`: its output is the rows
+    of the table at the ids, so a task's gradient is its cotangents summed
+    into the rows of their ids. The Gramian never builds the table's
+    per-task gradients (vocabulary x width each): the ids are sorted, each
+    distinct id among the R rows gets one compact row, and the tasks'
+    cotangents summed into those (R x U per task at most) give the same
+    inner products.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__(layer)
+        self.table = layer.embeddings
+        self.variables = [self.table]
+
+    @staticmethod
+    def applies(layer: Any) -> bool:
+        return type(layer) is keras.layers.Embedding and _plain(layer, layer.embeddings)
+
+    def pre_activation(self, inputs: Tensor) -> Tensor:
+        if keras.backend.standardize_dtype(inputs.dtype) not in ("int32", "int64"):
+            inputs = ops.cast(inputs, "int32")
+        out = ops.take(self.layer.embeddings, inputs, axis=0)
+        return ops.cast(out, self.layer.compute_dtype)
+
+    def rows(self, inputs: Tensor) -> Tensor:
+        return ops.reshape(ops.cast(inputs, "int32"), (-1,))
+
+    def _scattered(self, ids: Tensor, values: Tensor) -> Tensor:
+        """Rows of `values` (R, U) summed into a table's rows at `ids`."""
+        return ops.cast(
+            ops.segment_sum(values, ids, num_segments=self.table.shape[0]),
+            self.table.dtype,
+        )
+
+    def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
+        grads = [self._scattered(x, d[t]) for t in range(d.shape[0])]
+        return [(self.table, ops.stack(grads))]
+
+    def gramian_update(self, x: Tensor, d: Tensor) -> tuple[Tensor, Any]:
+        vocabulary = self.table.shape[0]
+        ids, size = _compact(x, vocabulary)
+        summed = ops.stack(
+            [
+                ops.segment_sum(ops.cast(d[t], "float32"), ids, num_segments=size)
+                for t in range(d.shape[0])
+            ]
+        )
+        g = _gram(summed)
+
+        def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
+            total = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
+            return [(self.table, self._scattered(x, total))]
+
+        return g, update
+
+
+def _compact(ids: Tensor, vocabulary: int) -> tuple[Tensor, int]:
+    """(ids', size): ids renumbered into [0, size), equal ids equal, with
+    size = min(vocabulary, number of ids): where the ids are fewer than the
+    table's rows, each id maps to the position of one of its occurrences
+    (a table of positions written at the ids, read back at them)."""
+    count = ids.shape[0]
+    if vocabulary <= count:
+        return ids, vocabulary
+    positions = ops.scatter_update(
+        ops.zeros((vocabulary,), "int32"),
+        ops.expand_dims(ids, -1),
+        ops.arange(count, dtype="int32"),
+    )
+    return ops.take(positions, ids), count
+
+
+class EmbeddingBag(InsideRule):
+    """The rule of a layer whose pre-activation is, per example, a weighted
+    sum of an embedding table's rows (`keras_mtl.encoders.NgramEncoder`):
+    the layer offers `bag(inputs, training) -> (ids, weights)`, each
+    (batch, slots), its `embedding` (a plain `keras.layers.Embedding`) and
+    `finish(pooled, training)`, the output from the weighted sum.
+
+    That sum is a linear layer over a sparse input: A (batch x table rows)
+    holds the weights at the ids, the pre-activation is A E, a task's
+    gradient of the table A^T D_t, and the tasks' Gramian the sum of
+    (A A^T) * (D_s D_t^T): batch x batch products. D_t is the cotangent of
+    the pooled vector, one row per example, never one per n-gram, and the
+    table's per-task gradients are never formed. A's columns are the
+    distinct ids of the batch (see `_compact`).
+    """
+
+    def __init__(self, layer: Any) -> None:
+        super().__init__(layer)
+        self.table = layer.embedding.embeddings
+        self.variables = [self.table]
+
+    @staticmethod
+    def applies(layer: Any) -> bool:
+        embedding = getattr(layer, "embedding", None)
         return (
-            type(layer) is keras.layers.Dense
-            and layer.built
-            and not layer.lora_enabled
-            and layer.quantization_mode is None
-            and layer.kernel.trainable
-            and layer.kernel_regularizer is None
-            and layer.bias_regularizer is None
+            embedding is not None
+            and KerasEmbedding.applies(embedding)
+            and len(layer.trainable_variables) == 1
             and layer.activity_regularizer is None
         )
 
     def call(
-        self, inputs: Tensor, perturbation: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        """The layer's output and its pre-activation, plus `perturbation`
-        (zeros whose cotangent is D_t)."""
-        layer = self.layer
-        pre = ops.matmul(inputs, layer.kernel)
-        if layer.use_bias:
-            pre = pre + layer.bias
+        self, inputs: Tensor, perturbation: Tensor | None, training: Any = None
+    ) -> tuple[Tensor, Tensor, Any]:
+        ids, weights = self.layer.bag(inputs, training=training)
+        vectors = self.layer.embedding(ids)
+        pre = ops.sum(vectors * ops.expand_dims(weights, -1), axis=1)
         if perturbation is not None:
             pre = pre + perturbation
-        out = layer.activation(pre) if layer.activation is not None else pre
-        return out, pre
+        return self.layer.finish(pre, training=training), pre, (ids, weights)
 
-    def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
-        """Per-task gradients from X (R x F) and D (tasks, R, U)."""
-        out = [(self.layer.kernel, _per_task_products(x, d))]
-        if self.layer.use_bias:
-            out.append((self.layer.bias, ops.sum(d, axis=1)))
-        return out
+    def rows(self, saved: Any) -> Any:
+        ids, weights = saved
+        return ops.cast(ids, "int32"), ops.cast(weights, "float32")
 
-    def gramian(self, x: Tensor, d: Tensor) -> Tensor:
-        """The tasks' Gramian of this layer's weights, from X and D."""
-        x = ops.cast(x, "float32")
-        d = ops.cast(d, "float32")
-        tasks, rows, units = d.shape
-        features = x.shape[-1]
-        if rows * rows * (features + tasks * units) < tasks * rows * features * units:
-            products = ops.matmul(x, ops.transpose(x))
-            mixed = ops.stack([ops.matmul(products, d[t]) for t in range(tasks)])
-            g = ops.matmul(
-                ops.reshape(mixed, (tasks, -1)),
-                ops.transpose(ops.reshape(d, (tasks, -1))),
-            )
-        else:
-            flat = ops.reshape(_per_task_products(x, d), (tasks, -1))
-            g = ops.matmul(flat, ops.transpose(flat))
-        if self.layer.use_bias:
-            sums = ops.sum(d, axis=1)
-            g = g + ops.matmul(sums, ops.transpose(sums))
-        return g
+    def join(self, rows: list[Any]) -> Any:
+        if len(rows) == 1:
+            return rows[0]
+        slots = max(ids.shape[1] for ids, _ in rows)
+
+        def padded(t: Tensor) -> Tensor:
+            return ops.pad(t, [(0, 0), (0, slots - t.shape[1])])
+
+        return (
+            ops.concatenate([padded(ids) for ids, _ in rows], axis=0),
+            ops.concatenate([padded(w) for _, w in rows], axis=0),
+        )
+
+    def _scattered(self, x: Any, d: Tensor) -> Tensor:
+        """A^T D: D (examples, U) into the table's rows."""
+        ids, weights = x
+        values = ops.expand_dims(weights, -1) * ops.expand_dims(
+            ops.cast(d, "float32"), 1
+        )
+        total = ops.segment_sum(
+            ops.reshape(values, (-1, d.shape[-1])),
+            ops.reshape(ids, (-1,)),
+            num_segments=self.table.shape[0],
+        )
+        return ops.cast(total, self.table.dtype)
+
+    def task_gradients(self, x: Any, d: Tensor) -> list[tuple[Any, Tensor]]:
+        grads = [self._scattered(x, d[t]) for t in range(d.shape[0])]
+        return [(self.table, ops.stack(grads))]
+
+    def gramian_update(self, x: Any, d: Tensor) -> tuple[Tensor, Any]:
+        ids, weights = x
+        examples, slots = ids.shape
+        columns, size = _compact(ops.reshape(ids, (-1,)), self.table.shape[0])
+        flat = ops.reshape(ops.arange(examples, dtype="int32"), (-1, 1)) * size
+        cells = ops.reshape(flat + ops.reshape(columns, (examples, slots)), (-1,))
+        a = ops.reshape(
+            ops.segment_sum(ops.reshape(weights, (-1,)), cells, examples * size),
+            (examples, size),
+        )
+        k = ops.matmul(a, ops.transpose(a))
+        d32 = ops.cast(d, "float32")
+        tasks = d.shape[0]
+        mixed = ops.stack([ops.matmul(k, d32[t]) for t in range(tasks)])
+        g = ops.matmul(
+            ops.reshape(mixed, (tasks, -1)),
+            ops.transpose(ops.reshape(d32, (tasks, -1))),
+        )
+
+        def update(weights_: Tensor) -> list[tuple[Any, Tensor]]:
+            total = ops.tensordot(ops.cast(weights_, d.dtype), d, axes=1)
+            return [(self.table, self._scattered(x, total))]
+
+        return g, update
+
+
+INSIDE_RULES: tuple[type[InsideRule], ...] = (
+    KerasDense,
+    KerasEinsumDense,
+    KerasEmbedding,
+)
+
+
+def rule_inside(layer: Any) -> InsideRule | None:
+    """The rule inside autodiff that serves `layer`, or None: its own
+    (`layer.inside_rule()`, like `NgramEncoder`'s) or one of Keras's."""
+    own = getattr(layer, "inside_rule", None)
+    if callable(own):
+        return own()
+    for kind in INSIDE_RULES:
+        if kind.applies(layer):
+            return kind(layer)
+    return None
 
 
 def _per_task_products(x: Tensor, d: Tensor) -> Tensor:
@@ -236,18 +625,18 @@ def _per_task_products(x: Tensor, d: Tensor) -> Tensor:
 
 @contextlib.contextmanager
 def perturbed(
-    rules: list[KerasDense], perturbations: list[Tensor] | None, calls: list
+    rules: list[InsideRule], perturbations: list[Tensor] | None, calls: list
 ) -> Iterator[None]:
     """Within, each call of a ruled layer adds the next of `perturbations`
     (none when None) to its pre-activation and appends (rule, inputs,
     pre-activation) to `calls`."""
 
-    def patched(rule: KerasDense) -> Any:
+    def patched(rule: InsideRule) -> Any:
         def call(inputs: Tensor, training: Any = None) -> Tensor:
             index = len(calls)
             extra = None if perturbations is None else perturbations[index]
-            out, pre = rule.call(inputs, extra)
-            calls.append((rule, inputs, pre))
+            out, pre, saved = rule.call(inputs, extra, training)
+            calls.append((rule, saved, pre))
             return out
 
         return call

@@ -21,7 +21,7 @@ from typing import Any
 
 import keras
 
-from keras_mtl.models.rules import KerasDense, rule_for
+from keras_mtl.models.rules import rule_for, rule_inside
 
 
 def _node_of(tensor: Any) -> tuple[Any, int] | None:
@@ -71,7 +71,8 @@ class Split:
             representation tensor; else None (autodiff per task).
         layer_rules: Rules of the encoder's layers, nested ones included,
             whose per-task rows are written out within an autodiff pass
-            (`KerasDense`), or None without any.
+            (`rules.rule_inside`: Keras's `Dense`, `EinsumDense` and
+            `Embedding`), or None without any.
     """
 
     encoder: keras.Model
@@ -165,17 +166,23 @@ def split_model(model: keras.Model) -> Split | None:
 
 
 def _layer_rules(encoder: keras.Model, heads: keras.Model) -> list[Any] | None:
-    """A `KerasDense` rule for every plain Dense layer of the encoder whose
-    weights only the encoder uses."""
+    """A rule inside autodiff (`keras_mtl.models.rules.rule_inside`: plain
+    Dense, EinsumDense and Embedding layers) for every layer of the encoder
+    that has one and whose weights only the encoder uses."""
     ours = {id(v) for v in encoder.trainable_variables}
     ours -= {id(v) for v in heads.trainable_variables}
-    rules = [
-        KerasDense(layer)
-        for layer in encoder._flatten_layers(include_self=False, recursive=True)
-        if KerasDense.applies(layer)
-        and all(id(v) in ours for v in layer.trainable_variables)
-    ]
-    return rules or None
+    rules, inside = [], set()
+    for layer in encoder._flatten_layers(include_self=False, recursive=True):
+        if id(layer) in inside or not all(
+            id(v) in ours for v in layer.trainable_variables
+        ):
+            continue
+        rule = rule_inside(layer)
+        if rule is not None:
+            rules.append(rule)
+            # The rule covers the layer's own layers.
+            inside |= {id(sub) for sub in layer._flatten_layers(include_self=False)}
+    return [r for r in rules if id(r.layer) not in inside] or None
 
 
 def _kernel(model: keras.Model, encoder: keras.Model, representation: list[Any]) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mtl.models.rules import KerasDense, perturbed
+from keras_mtl.models.rules import InsideRule, perturbed
 from keras_mtl.models.sharing import Split
 from keras_mtl.training.algebra import combine, gramian, plus
 
@@ -65,8 +65,9 @@ class AutodiffRows(Rows):
     """Task rows by autodiff: the VJP of the encoder's stateless call, one
     backward pass per cotangent, batched over the tasks' cotangents.
 
-    With layer rules (`Split.layer_rules`: `keras_mtl.models.rules.KerasDense`)
-    the VJP stops at the ruled layers' weights: each call of a ruled layer
+    With layer rules (`Split.layer_rules`: `keras_mtl.models.rules`'s rules
+    of Keras's `Dense`, `EinsumDense` and `Embedding`) the VJP stops at the
+    ruled layers' weights: each call of a ruled layer
     adds a zero perturbation to its pre-activation, whose cotangent per task
     is all the rule needs, and its weights' rows, their Gramian and the
     update come from the rule. A Gramian method then never holds those
@@ -90,7 +91,7 @@ class AutodiffRows(Rows):
         trainable: list[Tensor],
         non_trainable: list[Tensor],
         x: Any,
-        rules: list[KerasDense] | None = None,
+        rules: list[InsideRule] | None = None,
     ) -> None:
         self.has_reg = False
         self.rules = list(rules or [])
@@ -132,12 +133,11 @@ class AutodiffRows(Rows):
         leading axes flattened into rows and joined."""
         by_rule: dict[int, tuple[Any, list, list]] = {}
         for rule, inputs, cot in zip(self.calls, self.inputs, cotangents, strict=True):
-            tasks, units = cot.shape[0], cot.shape[-1]
             entry = by_rule.setdefault(id(rule), (rule, [], []))
-            entry[1].append(ops.reshape(inputs, (-1, inputs.shape[-1])))
-            entry[2].append(ops.reshape(cot, (tasks, -1, units)))
+            entry[1].append(rule.rows(inputs))
+            entry[2].append(rule.cotangent_rows(cot))
         return [
-            (rule, _joined(xs, 0), _joined(ds, 1)) for rule, xs, ds in by_rule.values()
+            (rule, rule.join(xs), _joined(ds, 1)) for rule, xs, ds in by_rule.values()
         ]
 
     def _assemble(self, free: list[Tensor], ruled: dict[int, Tensor]) -> list[Tensor]:
@@ -180,16 +180,13 @@ class AutodiffRows(Rows):
         if not self.rules:
             return super().gramian_rows(jz)
         free, parts = self._batched(jz)
-        g = sum(rule.gramian(x, d) for rule, x, d in parts)
+        pairs = [rule.gramian_update(x, d) for rule, x, d in parts]
+        g = sum(part for part, _ in pairs)
         if free:
             g = g + gramian(free)
 
         def update(weights: Tensor) -> list[Tensor]:
-            ruled = {}
-            for rule, x, d in parts:
-                summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
-                for v, grad in rule.task_gradients(x, ops.expand_dims(summed, 0)):
-                    ruled[id(v)] = grad[0]
+            ruled = {id(v): grad for _, up in pairs for v, grad in up(weights)}
             return plus(self._assemble(combine(weights, free), ruled), self.reg())
 
         return g, update
