@@ -488,6 +488,8 @@ def _dense_trunks(kind):
         encoder = NgramEncoder(
             dim=6, buckets=buckets, ngram_dropout=0.2, pooling="families", dropout=0.0
         )
+        if kind == "ngrams-pair":  # two texts of two lengths, one encoder
+            return {"p": (30,), "q": (18,)}, encoder, None
         return {"x": (30,)}, encoder, (30,)
     if kind == "transformer":
         # Embeddings (bytes, positions), EinsumDense (attention), Dense and
@@ -515,17 +517,18 @@ DENSE_KINDS = [
     "transformer",
     "ngrams",
     "ngrams-few",
+    "ngrams-pair",
 ]
-ID_KINDS = {"embedding": 11, "transformer": 256, "ngrams": 0, "ngrams-few": 0}
+ID_KINDS = {"embedding": 11, "transformer": 256}
 
 
 def _dense_model(kind):
     keras.utils.set_random_seed(5)
     inputs, encoder, _ = _dense_trunks(kind)
     tasks = [Task("a"), Task("b", hidden=[3]), Task("c")]
-    if kind in ("shared-sequence", "embedding"):
+    if kind in ("shared-sequence", "embedding", "ngrams-pair"):
         tasks = [Task("a", inputs=["p"]), Task("b"), Task("c", inputs=["q"])]
-    if kind in ID_KINDS:
+    if kind in ID_KINDS or kind.startswith("ngrams"):
         inputs = {
             name: keras.Input(shape, dtype="int32", name=name)
             for name, shape in inputs.items()
@@ -536,7 +539,7 @@ def _dense_model(kind):
 def _dense_data(kind, rng, n=48):
     inputs, _, shape = _dense_trunks(kind)
     if kind.startswith("ngrams"):  # words of 5 letters from 8
-        x = {name: rng.integers(97, 105, (n, *shape)) for name in inputs}
+        x = {name: rng.integers(97, 105, (n, *inputs[name])) for name in inputs}
         for text in x.values():
             text[:, 5::6] = 32
     elif kind in ID_KINDS:
@@ -604,6 +607,7 @@ def test_dense_rule_rows_equal_autodiff(kind, rng):
         ("embedding", "pcgrad"),
         ("transformer", "upgrad"),
         ("ngrams", "upgrad"),
+        ("ngrams-pair", "mgda"),
     ],
 )
 def test_dense_rule_trains_as_autodiff(kind, method, rng):
