@@ -597,6 +597,48 @@ def test_dense_rule_rows_equal_autodiff(kind, rng):
 
 
 @backend_cover.once("layer rules need static shapes; other backends take autodiff")
+def test_a_tied_table_gets_no_rule(rng):
+    """A layer that holds an Embedding's table as its own weight and reads
+    it outside the Embedding's calls leaves that Embedding to autodiff, and
+    training equals autodiff's (its Dense keeps its rule)."""
+    from keras import ops
+
+    class Tied(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.embedding = keras.layers.Embedding(11, 4)
+            self.dense = keras.layers.Dense(3)
+
+        def build(self, shape):
+            self.embedding.build(shape)
+            self.dense.build((None, 4))
+            self.table = self.embedding.embeddings
+
+        def call(self, ids):
+            h = ops.mean(self.embedding(ids), axis=1)
+            tied = ops.matmul(h, ops.transpose(self.table))[:, :5]
+            return ops.concatenate([tied, self.dense(h)], axis=-1)
+
+    def model():
+        keras.utils.set_random_seed(5)
+        inputs = {"x": keras.Input((7,), dtype="int32", name="x")}
+        return build_model(inputs, Tied(), [Task("a"), Task("b"), Task("c")])
+
+    fast, slow = model(), model()
+    for m in (fast, slow):
+        m.compile(optimizer=keras.optimizers.SGD(0.5), balancer="upgrad")
+    rules = fast._balancing.split.layer_rules
+    assert [type(rule).__name__ for rule in rules] == ["KerasDense"]
+    slow._balancing.split.layer_rules = None
+    x = {"x": rng.integers(1, 11, (48, 7))}
+    y = {t: rng.integers(0, 2, 48).astype("float32") for t in "abc"}
+    for m in (fast, slow):
+        m.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+@backend_cover.once("layer rules need static shapes; other backends take autodiff")
 @pytest.mark.parametrize(
     ("kind", "method"),
     [

@@ -171,8 +171,16 @@ def _layer_rules(encoder: keras.Model, heads: keras.Model) -> list[Any] | None:
     that has one and whose weights only the encoder uses."""
     ours = {id(v) for v in encoder.trainable_variables}
     ours -= {id(v) for v in heads.trainable_variables}
+    layers = list(encoder._flatten_layers(include_self=False, recursive=True))
+    # A weight another layer holds as its own (a tied table) is read
+    # outside its layer's calls: that layer gets no rule.
+    held: dict[int, int] = {}
+    for layer in layers:
+        for v in getattr(layer, "_trainable_variables", []):
+            held[id(v)] = held.get(id(v), 0) + 1
+    ours -= {key for key, count in held.items() if count > 1}
     rules, inside = [], set()
-    for layer in encoder._flatten_layers(include_self=False, recursive=True):
+    for layer in layers:
         if id(layer) in inside or not all(
             id(v) in ours for v in layer.trainable_variables
         ):
