@@ -129,8 +129,7 @@ def split_share(x: Any, y: Any, index: int, count: int) -> tuple[Any, Any]:
     """Process `index`'s block of an evaluation split's inputs and labels
     (`process_rows`; padding rows unlabelled): `share` of the split as
     one batch."""
-    block, labels = share((x, y), index, count)
-    return block, labels
+    return share((x, y), index, count)
 
 
 def gather_rows(local: Any, n: int) -> Any:

@@ -27,6 +27,7 @@ rule needs (`Split.layer_rules`, `keras_mtl.training.rows.AutodiffRows`).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,8 +227,23 @@ class InsideRule:
 
 
 def _gram(rows: Tensor) -> Tensor:
+    """The tasks' Gramian of one weight's rows (tasks, ...); the step's
+    `training.algebra.gramian` of one piece (which this module cannot
+    import: the training package imports it)."""
     flat = ops.reshape(ops.cast(rows, "float32"), (rows.shape[0], -1))
     return ops.matmul(flat, ops.transpose(flat))
+
+
+def _mixed_gram(k: Tensor, d: Tensor) -> Tensor:
+    """G_st = sum of K * (D_s D_t^T) for an R x R matrix K = X X^T and
+    cotangents D (tasks, R, U): the Gramian of the rows X^T D_t without
+    forming them."""
+    d = ops.cast(d, "float32")
+    tasks = d.shape[0]
+    mixed = ops.stack([ops.matmul(k, d[t]) for t in range(tasks)])
+    return ops.matmul(
+        ops.reshape(mixed, (tasks, -1)), ops.transpose(ops.reshape(d, (tasks, -1)))
+    )
 
 
 class _Linear(InsideRule):
@@ -258,24 +274,18 @@ class _Linear(InsideRule):
         return act(pre) if act is not None else pre
 
     def rows(self, inputs: Tensor) -> Tensor:
-        features = 1
-        for size in inputs.shape[len(inputs.shape) - self.contracted :]:
-            features *= size
+        features = math.prod(inputs.shape[len(inputs.shape) - self.contracted :])
         return ops.reshape(inputs, (-1, features))
 
     def cotangent_rows(self, cotangents: Tensor) -> Tensor:
-        units = 1
-        for size in self.kernel.shape[self.contracted :]:
-            units *= size
+        units = math.prod(self.kernel.shape[self.contracted :])
         return ops.reshape(cotangents, (cotangents.shape[0], -1, units))
 
     def _bias_sums(self, d: Tensor) -> Tensor:
         """The bias's per-task gradients (tasks, *bias shape)."""
         tasks = d.shape[0]
         sums = ops.sum(d, axis=1)
-        width = 1
-        for size in self.bias.shape:
-            width *= size
+        width = math.prod(self.bias.shape)
         sums = ops.sum(ops.reshape(sums, (tasks, -1, width)), axis=1)
         return ops.reshape(sums, (tasks, *self.bias.shape))
 
@@ -289,18 +299,12 @@ class _Linear(InsideRule):
         return out
 
     def gramian_update(self, x: Tensor, d: Tensor) -> tuple[Tensor, Any]:
-        x32 = ops.cast(x, "float32")
-        d32 = ops.cast(d, "float32")
         tasks, rows, units = d.shape
         features = x.shape[-1]
         sums = self._bias_sums(d) if self.bias is not None else None
         if rows * rows * (features + tasks * units) < tasks * rows * features * units:
-            products = ops.matmul(x32, ops.transpose(x32))
-            mixed = ops.stack([ops.matmul(products, d32[t]) for t in range(tasks)])
-            g = ops.matmul(
-                ops.reshape(mixed, (tasks, -1)),
-                ops.transpose(ops.reshape(d32, (tasks, -1))),
-            )
+            x32 = ops.cast(x, "float32")
+            g = _mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
 
             def kernel_update(weights: Tensor) -> Tensor:
                 summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
@@ -428,10 +432,9 @@ class KerasEmbedding(InsideRule):
     """The rule of a plain `keras.layers.Embedding`: its output is the rows
     of the table at the ids, so a task's gradient is its cotangents summed
     into the rows of their ids. The Gramian never builds the table's
-    per-task gradients (vocabulary x width each): the ids are sorted, each
-    distinct id among the R rows gets one compact row, and the tasks'
-    cotangents summed into those (R x U per task at most) give the same
-    inner products.
+    per-task gradients (vocabulary x width each): each distinct id among
+    the R rows gets one compact row (`_compact`), and the tasks' cotangents
+    summed into those (R x U per task at most) give the same inner products.
     """
 
     def __init__(self, layer: Any) -> None:
@@ -459,26 +462,29 @@ class KerasEmbedding(InsideRule):
             self.table.dtype,
         )
 
-    def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
+    def task_gradients(self, x: Any, d: Tensor) -> list[tuple[Any, Tensor]]:
         grads = [self._scattered(x, d[t]) for t in range(d.shape[0])]
         return [(self.table, ops.stack(grads))]
 
+    def _update(self, x: Any, d: Tensor) -> Any:
+        """`update(weights)`: the table's gradient for the weighted sum of
+        the tasks, one scatter of sum_t w_t D_t."""
+
+        def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
+            total = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
+            return [(self.table, self._scattered(x, total))]
+
+        return update
+
     def gramian_update(self, x: Tensor, d: Tensor) -> tuple[Tensor, Any]:
-        vocabulary = self.table.shape[0]
-        ids, size = _compact(x, vocabulary)
+        ids, size = _compact(x, self.table.shape[0])
         summed = ops.stack(
             [
                 ops.segment_sum(ops.cast(d[t], "float32"), ids, num_segments=size)
                 for t in range(d.shape[0])
             ]
         )
-        g = _gram(summed)
-
-        def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
-            total = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
-            return [(self.table, self._scattered(x, total))]
-
-        return g, update
+        return _gram(summed), self._update(x, d)
 
 
 def _compact(ids: Tensor, vocabulary: int) -> tuple[Tensor, int]:
@@ -497,7 +503,7 @@ def _compact(ids: Tensor, vocabulary: int) -> tuple[Tensor, int]:
     return ops.take(positions, ids), count
 
 
-class EmbeddingBag(InsideRule):
+class EmbeddingBag(KerasEmbedding):
     """The rule of a layer whose pre-activation is, per example, a weighted
     sum of an embedding table's rows (`keras_mtl.encoders.NgramEncoder`):
     the layer offers `bag(inputs, training) -> (ids, weights)`, each
@@ -514,7 +520,7 @@ class EmbeddingBag(InsideRule):
     """
 
     def __init__(self, layer: Any) -> None:
-        super().__init__(layer)
+        InsideRule.__init__(self, layer)
         self.table = layer.embedding.embeddings
         self.variables = [self.table]
 
@@ -568,10 +574,6 @@ class EmbeddingBag(InsideRule):
         )
         return ops.cast(total, self.table.dtype)
 
-    def task_gradients(self, x: Any, d: Tensor) -> list[tuple[Any, Tensor]]:
-        grads = [self._scattered(x, d[t]) for t in range(d.shape[0])]
-        return [(self.table, ops.stack(grads))]
-
     def gramian_update(self, x: Any, d: Tensor) -> tuple[Tensor, Any]:
         ids, weights = x
         examples, slots = ids.shape
@@ -582,20 +584,7 @@ class EmbeddingBag(InsideRule):
             ops.segment_sum(ops.reshape(weights, (-1,)), cells, examples * size),
             (examples, size),
         )
-        k = ops.matmul(a, ops.transpose(a))
-        d32 = ops.cast(d, "float32")
-        tasks = d.shape[0]
-        mixed = ops.stack([ops.matmul(k, d32[t]) for t in range(tasks)])
-        g = ops.matmul(
-            ops.reshape(mixed, (tasks, -1)),
-            ops.transpose(ops.reshape(d32, (tasks, -1))),
-        )
-
-        def update(weights_: Tensor) -> list[tuple[Any, Tensor]]:
-            total = ops.tensordot(ops.cast(weights_, d.dtype), d, axes=1)
-            return [(self.table, self._scattered(x, total))]
-
-        return g, update
+        return _mixed_gram(ops.matmul(a, ops.transpose(a)), d), self._update(x, d)
 
 
 INSIDE_RULES: tuple[type[InsideRule], ...] = (

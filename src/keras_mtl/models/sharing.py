@@ -167,8 +167,9 @@ def split_model(model: keras.Model) -> Split | None:
 
 def _layer_rules(encoder: keras.Model, heads: keras.Model) -> list[Any] | None:
     """A rule inside autodiff (`keras_mtl.models.rules.rule_inside`: plain
-    Dense, EinsumDense and Embedding layers) for every layer of the encoder
-    that has one and whose weights only the encoder uses."""
+    Dense, EinsumDense and Embedding layers, a layer's own `inside_rule`)
+    for every layer of the encoder that has one and whose weights only the
+    encoder uses, through that layer's calls."""
     ours = {id(v) for v in encoder.trainable_variables}
     ours -= {id(v) for v in heads.trainable_variables}
     layers = list(encoder._flatten_layers(include_self=False, recursive=True))
@@ -188,7 +189,8 @@ def _layer_rules(encoder: keras.Model, heads: keras.Model) -> list[Any] | None:
         rule = rule_inside(layer)
         if rule is not None:
             rules.append(rule)
-            # The rule covers the layer's own layers.
+            # The rule covers the layer's own layers: met after it, unless
+            # another layer holds one too and came first (dropped below).
             inside |= {id(sub) for sub in layer._flatten_layers(include_self=False)}
     return [r for r in rules if id(r.layer) not in inside] or None
 
