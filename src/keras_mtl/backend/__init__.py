@@ -28,7 +28,10 @@ module of it). The balanced train step is written once over them, in
   and in input pipelines; `jit_step`, where whole train steps are compiled
   (JAX), so that `update_every`'s two kinds of step compile apart;
   `STATIC_SHAPES`, where shapes are known at tracing and unused results are
-  dropped (JAX), which layer rules inside autodiff need.
+  dropped (JAX), which layer rules inside autodiff need; `max_pool`, where
+  the backend pools faster than Keras's layers do (JAX: a backward pass
+  without select-and-scatter), which train steps use
+  (`keras_mtl.models.calls.fast_pooling`).
 """
 
 from __future__ import annotations

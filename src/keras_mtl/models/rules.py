@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import keras
 from keras import ops
 
 from keras_mtl.encoders import gru_kernels, lstm_kernels
+from keras_mtl.models.calls import replaced_calls
 
 Tensor = Any
 
@@ -612,10 +612,9 @@ def _per_task_products(x: Tensor, d: Tensor) -> Tensor:
     return ops.stack([ops.matmul(xt, d[t]) for t in range(d.shape[0])])
 
 
-@contextlib.contextmanager
 def perturbed(
     rules: list[InsideRule], perturbations: list[Tensor] | None, calls: list
-) -> Iterator[None]:
+) -> contextlib.AbstractContextManager:
     """Within, each call of a ruled layer adds the next of `perturbations`
     (none when None) to its pre-activation and appends (rule, inputs,
     pre-activation) to `calls`."""
@@ -630,13 +629,7 @@ def perturbed(
 
         return call
 
-    for rule in rules:
-        object.__setattr__(rule.layer, "call", patched(rule))
-    try:
-        yield
-    finally:
-        for rule in rules:
-            rule.layer.__dict__.pop("call", None)
+    return replaced_calls({rule.layer: patched(rule) for rule in rules})
 
 
 def rule_for(layer: Any) -> Any:
