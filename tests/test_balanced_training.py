@@ -664,3 +664,47 @@ def test_dense_rule_trains_as_autodiff(kind, method, rng):
     for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
     assert not np.allclose(fast.get_weights()[0], _dense_model(kind).get_weights()[0])
+
+
+@backend_cover.once("task-by-task head gradients are JAX's on the CPU")
+@pytest.mark.parametrize(
+    ("method", "mode"), [("pcgrad", "parameter"), ("upgrad", "representation")]
+)
+def test_head_rows_task_by_task_equal_the_pullbacks(method, mode, rng, monkeypatch):
+    """Each task's gradient taken from its own loss alone (JAX on the CPU)
+    trains as pulling back the stacked losses with one-hot cotangents:
+    hidden head layers, a task weight, classes, labels missing from some
+    rows."""
+    from keras_mtl.backend import jax as jax_backend
+
+    tasks = [
+        Task("a", weight=2.0),
+        Task("b", "multiclass", num_classes=3, hidden=[4]),
+        Task("c", hidden=[3]),
+    ]
+    x = rng.normal(size=(48, 5)).astype("float32")
+    y = {
+        "a": (x[:, 0] > 0).astype("float32"),
+        "b": rng.integers(0, 3, 48),
+        "c": np.where(rng.random(48) < 0.3, np.nan, x[:, 1] > 0).astype("float32"),
+    }
+    trained = []
+    for by_task in (True, False):
+        if not by_task:
+            monkeypatch.delattr(jax_backend, "gradients")
+        keras.utils.set_random_seed(2)
+        model = build_model(
+            {"x": (5,)}, keras.layers.Dense(6, activation="tanh"), tasks
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.2), balancer=method, balance_mode=mode
+        )
+        kernels = [v for v in model.trainable_variables if len(v.shape) == 2]
+        start = [as_numpy(v) for v in kernels]
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        trained.append(model.get_weights())
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert len(kernels) == 6  # every head's kernels and the encoder's moved
+    for before, var in zip(start, kernels, strict=True):
+        assert not np.allclose(before, as_numpy(var))

@@ -357,3 +357,11 @@ def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
             [w * loss for w, loss in zip(model._task_loss_weights, losses, strict=True)]
         )
     )
+
+
+def weighted_loss(model: Any, losses: list[Tensor], task: int) -> Tensor:
+    """Entry `task` of `weighted_losses`, made from that task's loss alone:
+    its gradient reaches only what that loss depends on."""
+    finite = ops.all(ops.isfinite(ops.stop_gradient(ops.stack(losses))))
+    factor = ops.cast(ops.where(finite, 1.0, float("nan")), losses[task].dtype)
+    return model._task_loss_weights[task] * losses[task] * factor

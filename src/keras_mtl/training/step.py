@@ -21,7 +21,7 @@ from keras import ops
 
 from keras_mtl import backend as mtl_backend
 from keras_mtl.training.algebra import Step, combine, decide, new_state_values
-from keras_mtl.training.balancing import Balancing, weighted_losses
+from keras_mtl.training.balancing import Balancing, weighted_loss, weighted_losses
 from keras_mtl.training.replicas import Replicas, ReplicatedRows
 from keras_mtl.training.rows import heads_inputs, rows_for
 
@@ -101,7 +101,7 @@ def balanced_gradients(
         rows = ReplicatedRows(rows, replicas)
     head_reg = {"present": False}
 
-    def heads_fn(primals: list[Any]) -> tuple[Any, Any]:
+    def heads_pass(primals: list[Any]) -> tuple[Any, Any, list, Any, Any]:
         z, variables = primals
         preds, new_n, reg = heads.stateless_call(
             variables,
@@ -112,8 +112,15 @@ def balanced_gradients(
         )
         losses, counts = model.task_losses(y, preds, sample_weight, training=True)
         head_reg["present"] = bool(reg)
+        return preds, new_n, reg, losses, counts
+
+    def heads_fn(primals: list[Any]) -> tuple[Any, Any]:
+        preds, new_n, reg, losses, counts = heads_pass(primals)
         total = sum(reg) if reg else ops.zeros((), "float32")
         return (weighted_losses(model, losses), total), (preds, losses, counts, new_n)
+
+    def task_loss_of(task: int) -> Any:
+        return lambda primals: weighted_loss(model, heads_pass(primals)[3], task)
 
     (task_l, _), aux, pullback = prims.vjp(
         heads_fn, [list(rows.z), values.of(heads.trainable_variables)]
@@ -126,7 +133,19 @@ def balanced_gradients(
         shares, reported, global_counts = replicas.losses(losses, counts)
         tasks = tasks * shares
         task_l = weighted_losses(model, reported)
-    jz, jh = pullback.batched((tasks, ops.zeros((k,), "float32")))
+    gradients = getattr(prims, "gradients", None)
+    by_task = None
+    if gradients is not None:
+        primals = [list(rows.z), values.of(heads.trainable_variables)]
+        by_task = gradients([task_loss_of(t) for t in range(k)], primals)
+    if by_task is None:
+        jz, jh = pullback.batched((tasks, ops.zeros((k,), "float32")))
+    else:  # row t: task t's loss alone, scaled as row t of `tasks` is
+        scale = ops.sum(tasks, axis=1)
+        jz, jh = (
+            [ops.reshape(scale, (k,) + (1,) * (len(r.shape) - 1)) * r for r in part]
+            for part in by_task
+        )
     state_vars = balancing.state.non_trainable_variables
     mapping = list(zip(state_vars, values.of_non_trainable(state_vars), strict=True))
     with keras.StatelessScope(state_mapping=mapping):
