@@ -41,12 +41,11 @@ def test_max_pool_equals_keras(dims, padding, data_format, ties, rng):
 def _check_pool(x, pool, padding, data_format, rng):
     import jax
     import jax.numpy as jnp
-    from keras.src.backend.jax import nn
 
     from keras_mtl.backend import jax as backend
 
     def theirs(v):
-        return nn.max_pool(v, pool, pool, padding, data_format)
+        return keras.ops.max_pool(v, pool, pool, padding, data_format)
 
     def ours(v):
         return backend.max_pool(v, pool, padding, data_format)

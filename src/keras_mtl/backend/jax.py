@@ -1,4 +1,5 @@
-"""JAX primitives: `jax.vjp`, batched backward passes by `vmap`, host calls."""
+"""JAX primitives: `jax.vjp`, batched backward passes by `vmap`, host calls,
+max pooling whose backward pass needs no select-and-scatter."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
 
@@ -187,9 +189,7 @@ def max_pool(
 def _keras_max_pool(
     x: Any, pool_size: tuple[int, ...], padding: str, data_format: str
 ) -> Any:
-    from keras.src.backend.jax import nn
-
-    return nn.max_pool(x, pool_size, pool_size, padding, data_format)
+    return keras.ops.max_pool(x, pool_size, pool_size, padding, data_format)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
