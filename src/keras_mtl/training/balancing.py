@@ -343,11 +343,16 @@ def build(
 # The task losses a balanced step starts from (keras.ops only).
 
 
+def _finite_factor(losses: Tensor) -> Tensor:
+    """1 when every loss is finite, else NaN (no gradient flows through)."""
+    finite = ops.all(ops.isfinite(ops.stop_gradient(losses)))
+    return ops.cast(ops.where(finite, 1.0, float("nan")), losses.dtype)
+
+
 def poisoned(losses: Tensor) -> Tensor:
     """`losses` unchanged when all are finite; all NaN (and so every
     gradient NaN, which the guarded optimizer never applies) otherwise."""
-    factor = ops.where(ops.all(ops.isfinite(losses)), 1.0, float("nan"))
-    return losses * ops.cast(factor, losses.dtype)
+    return losses * _finite_factor(losses)
 
 
 def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
@@ -362,6 +367,5 @@ def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
 def weighted_loss(model: Any, losses: list[Tensor], task: int) -> Tensor:
     """Entry `task` of `weighted_losses`, made from that task's loss alone:
     its gradient reaches only what that loss depends on."""
-    finite = ops.all(ops.isfinite(ops.stop_gradient(ops.stack(losses))))
-    factor = ops.cast(ops.where(finite, 1.0, float("nan")), losses[task].dtype)
+    factor = _finite_factor(ops.stack(losses))
     return model._task_loss_weights[task] * losses[task] * factor

@@ -122,9 +122,8 @@ def balanced_gradients(
     def task_loss_of(task: int) -> Any:
         return lambda primals: weighted_loss(model, heads_pass(primals)[3], task)
 
-    (task_l, _), aux, pullback = prims.vjp(
-        heads_fn, [list(rows.z), values.of(heads.trainable_variables)]
-    )
+    primals = [list(rows.z), values.of(heads.trainable_variables)]
+    (task_l, _), aux, pullback = prims.vjp(heads_fn, primals)
     preds, losses, counts, head_n_new = aux
     tasks = ops.eye(k, dtype="float32")
     task_l, reported, global_counts = ops.stop_gradient(task_l), losses, counts
@@ -136,14 +135,14 @@ def balanced_gradients(
     gradients = getattr(prims, "gradients", None)
     by_task = None
     if gradients is not None:
-        primals = [list(rows.z), values.of(heads.trainable_variables)]
         by_task = gradients([task_loss_of(t) for t in range(k)], primals)
     if by_task is None:
         jz, jh = pullback.batched((tasks, ops.zeros((k,), "float32")))
-    else:  # row t: task t's loss alone, scaled as row t of `tasks` is
-        scale = ops.sum(tasks, axis=1)
+    elif replicas is None:  # row t: task t's loss alone
+        jz, jh = by_task
+    else:  # scaled as row t of `tasks` is (this replica's share)
         jz, jh = (
-            [ops.reshape(scale, (k,) + (1,) * (len(r.shape) - 1)) * r for r in part]
+            [ops.reshape(shares, (k,) + (1,) * (len(r.shape) - 1)) * r for r in part]
             for part in by_task
         )
     state_vars = balancing.state.non_trainable_variables
