@@ -30,8 +30,9 @@ module of it). The balanced train step is written once over them, in
   `STATIC_SHAPES`, where shapes are known at tracing and unused results are
   dropped (JAX), which layer rules inside autodiff need; `max_pool`, where
   the backend pools faster than Keras's layers do (JAX: a backward pass
-  without select-and-scatter), which train steps use
-  (`keras_mtl.models.calls.fast_pooling`).
+  without select-and-scatter), and `dot_product_attention`,
+  where it attends faster on the CPU than Keras's own (JAX: by chunks of
+  the batch), which train steps use (`keras_mtl.models.calls.fast_layers`).
 """
 
 from __future__ import annotations

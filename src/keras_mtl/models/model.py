@@ -14,7 +14,7 @@ from keras_mtl import balancers as balancers_module
 from keras_mtl import callbacks as callbacks_module
 from keras_mtl import training
 from keras_mtl.models import per_task
-from keras_mtl.models.calls import fast_pooling
+from keras_mtl.models.calls import fast_layers
 from keras_mtl.models.fitting import training_callbacks
 from keras_mtl.tasks import class_weights as class_weights_module
 from keras_mtl.tasks import masking
@@ -388,7 +388,7 @@ class MultiTaskModel(keras.Model):
     def train_step(self, *args: Any) -> Any:
         self._compile_metrics.training = True
         balancing = getattr(self, "_balancing", None)
-        with fast_pooling(self):
+        with fast_layers(self):
             if balancing is not None and balancing.balancer.level != "loss":
                 return training.train_step(self, *args)
             return super().train_step(*args)
