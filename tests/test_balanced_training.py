@@ -708,3 +708,87 @@ def test_head_rows_task_by_task_equal_the_pullbacks(method, mode, rng, monkeypat
     assert len(kernels) == 6  # every head's kernels and the encoder's moved
     for before, var in zip(start, kernels, strict=True):
         assert not np.allclose(before, as_numpy(var))
+
+
+@backend_cover.once("Z's rows factored are JAX's on the CPU")
+@pytest.mark.parametrize(
+    ("method", "every"), [("upgrad", 1), ("mgda", 1), ("pcgrad", 2)]
+)
+def test_factored_rows_of_z_train_as_the_rows(method, every, rng, monkeypatch):
+    """At the representation level, Z's rows taken as D_t W^T (cotangents of
+    the heads' first Dense layers and their kernels) train as the rows
+    themselves: single-unit and hidden heads, classes, a task weight,
+    labels missing from some rows, weights kept between updates; and the
+    factored path ran."""
+    from keras_mtl.training import step as step_module
+
+    tasks = [
+        Task("a", weight=2.0),
+        Task("b", "multiclass", num_classes=3, hidden=[2]),
+        Task("c", hidden=[2]),
+        Task("d", "regression"),
+    ]
+    x = rng.normal(size=(48, 5)).astype("float32")
+    y = {
+        "a": (x[:, 0] > 0).astype("float32"),
+        "b": rng.integers(0, 3, 48),
+        "c": np.where(rng.random(48) < 0.3, np.nan, x[:, 0] < 0).astype("float32"),
+        "d": x[:, 1] - x[:, 2],
+    }
+    factoring = step_module._factoring
+    used = []
+
+    def spied(*args):
+        readers = factoring(*args)
+        used.append(readers is not None)
+        return readers
+
+    trained = []
+    for factored in (True, False):
+        monkeypatch.setattr(
+            step_module, "_factoring", spied if factored else lambda *a: None
+        )
+        keras.utils.set_random_seed(4)
+        model = build_model(
+            {"x": (5,)}, keras.layers.Dense(48, activation="tanh"), tasks
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.2),
+            balancer=method,
+            balance_mode="representation",
+            update_every=every,
+        )
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        trained.append(model.get_weights())
+        weights = as_numpy(model.balancer_state.last_weights)
+    assert used and all(used)
+    assert np.ptp(weights) > 1e-3  # the method weighs the tasks unequally
+    for a, b in zip(*trained, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_readers_of_z_only_where_dense_layers_alone_read_it():
+    """Z's readers are the heads' first Dense layers (through a
+    concatenation of Z alone); a second representation, a layer between Z
+    and the Dense layers, or a regularised kernel leaves the rows as they
+    are."""
+    from keras_mtl import presets
+    from keras_mtl.models.sharing import split_model
+
+    tasks = [Task("a"), Task("b", hidden=[3])]
+    model = build_model({"x": (5,)}, keras.layers.Dense(8), tasks)
+    readers = split_model(model).readers
+    assert [r.layer.name for r in readers] == ["output", "hidden_0"]
+    assert split_model(presets.seed_case1(tasks=["a", "b"], length=8)).readers is None
+
+    inputs = keras.Input((5,))
+    z = keras.layers.Dense(8)(inputs)
+    plain = keras.layers.Dense(1, name="plain")(z)
+    dropped = keras.layers.Dense(1, name="dropped")(keras.layers.Dropout(0.1)(z))
+    assert split_model(keras.Model(inputs, [plain, dropped])).readers is None
+    kept = keras.layers.Dense(1, name="kept")(z)
+    assert [
+        r.layer.name for r in split_model(keras.Model(inputs, [plain, kept])).readers
+    ] == ["plain", "kept"]
+    ruled = keras.layers.Dense(1, kernel_regularizer="l2")(z)
+    assert split_model(keras.Model(inputs, [plain, ruled])).readers is None

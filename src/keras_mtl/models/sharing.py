@@ -21,7 +21,9 @@ from typing import Any
 
 import keras
 
-from keras_mtl.models.rules import rule_for, rule_inside
+from keras_mtl.fusion.concatenate import Concatenate
+from keras_mtl.layers.task_head import TaskHead
+from keras_mtl.models.rules import KerasDense, rule_for, rule_inside
 
 
 def _node_of(tensor: Any) -> tuple[Any, int] | None:
@@ -73,6 +75,12 @@ class Split:
             whose per-task rows are written out within an autodiff pass
             (`rules.rule_inside`: Keras's `Dense`, `EinsumDense` and
             `Embedding`), or None without any.
+        readers: Where Z is one matrix (batch, features) that reaches the
+            outputs only through plain Dense layers (a `TaskHead`'s first,
+            or the user's own), those layers' rules; else None. Each task's
+            row of Z is then D_t W^T, D_t its cotangents of the layers'
+            pre-activations and W their kernels side by side
+            (`keras_mtl.training.algebra.Factored`).
     """
 
     encoder: keras.Model
@@ -83,6 +91,7 @@ class Split:
     task_variables: dict[str, list[Any]]
     kernel: list[tuple[Any, Any]] | None = None
     layer_rules: list[Any] | None = None
+    readers: list[Any] | None = None
 
 
 def split_model(model: keras.Model) -> Split | None:
@@ -162,7 +171,53 @@ def split_model(model: keras.Model) -> Split | None:
         task_variables,
         _kernel(model, encoder, representation),
         _layer_rules(encoder, heads),
+        _dense_readers(model, representation, passthrough),
     )
+
+
+#: Layers that pass a single input on unchanged.
+_JOINS = (keras.layers.Concatenate, Concatenate)
+
+
+def _dense_readers(
+    model: keras.Model, representation: list[Any], passthrough: list[Any]
+) -> list[Any] | None:
+    """The rules of the plain Dense layers through which alone a matrix Z
+    reaches the outputs (see `Split.readers`), or None. A concatenation
+    of Z alone passes it on unchanged; any other consumer, a second call of a
+    reader, or Z among the outputs gives None."""
+    if len(representation) != 1 or passthrough or len(representation[0].shape) != 2:
+        return None
+    # The model's own nodes (splitting adds the heads model's to its layers).
+    own = _upstream(list(model.outputs))
+    nodes: dict[int, list[Any]] = {}
+    for layer in model._flatten_layers(include_self=False, recursive=False):
+        for index, node in enumerate(layer._inbound_nodes):
+            if (id(layer), index) in own:
+                nodes.setdefault(id(layer), [layer]).append(node)
+    outputs = {id(t) for t in model.outputs}
+    frontier, readers = [representation[0]], []
+    while frontier:
+        tensor = frontier.pop()
+        if id(tensor) in outputs:
+            return None
+        for layer, *calls in nodes.values():
+            for node in calls:
+                inputs = keras.tree.flatten(node.input_tensors)
+                if not any(t is tensor for t in inputs):
+                    continue
+                if isinstance(layer, _JOINS) and len(inputs) == 1:
+                    frontier.extend(keras.tree.flatten(node.output_tensors))
+                    continue
+                first = layer
+                if isinstance(layer, TaskHead):
+                    first = (layer.hidden_layers or [layer.output_layer])[0]
+                if len(inputs) != 1 or len(calls) != 1 or not KerasDense.applies(first):
+                    return None
+                readers.append(first)
+    if not readers or len({id(r) for r in readers}) != len(readers):
+        return None
+    return [KerasDense(r) for r in readers]
 
 
 def _layer_rules(encoder: keras.Model, heads: keras.Model) -> list[Any] | None:

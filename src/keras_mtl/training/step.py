@@ -20,7 +20,14 @@ import numpy as np
 from keras import ops
 
 from keras_mtl import backend as mtl_backend
-from keras_mtl.training.algebra import Step, combine, decide, new_state_values
+from keras_mtl.models.rules import perturbed
+from keras_mtl.training.algebra import (
+    Factored,
+    Step,
+    combine,
+    decide,
+    new_state_values,
+)
 from keras_mtl.training.balancing import Balancing, weighted_loss, weighted_losses
 from keras_mtl.training.replicas import Replicas, ReplicatedRows
 from keras_mtl.training.rows import heads_inputs, rows_for
@@ -123,7 +130,10 @@ def balanced_gradients(
         return lambda primals: weighted_loss(model, heads_pass(primals)[3], task)
 
     primals = [list(rows.z), values.of(heads.trainable_variables)]
-    (task_l, _), aux, pullback = prims.vjp(heads_fn, primals)
+    readers = _factoring(model, prims, replicas, rows.z)
+    order: list = []  # (rule, inputs, pre-activation) of each reader's call
+    with perturbed(readers or [], None, order):
+        (task_l, _), aux, pullback = prims.vjp(heads_fn, primals)
     preds, losses, counts, head_n_new = aux
     tasks = ops.eye(k, dtype="float32")
     task_l, reported, global_counts = ops.stop_gradient(task_l), losses, counts
@@ -134,7 +144,27 @@ def balanced_gradients(
         task_l = weighted_losses(model, reported)
     gradients = getattr(prims, "gradients", None)
     by_task = None
-    if gradients is not None:
+    if readers and _read_once(readers, order, rows.z[0]):
+        # Z's rows factored (`Factored`): each task's cotangents of the
+        # readers' pre-activations and the heads' gradients, Z held fixed.
+        extra = [ops.zeros(pre.shape, pre.dtype) for _, _, pre in order]
+
+        def task_cotangents(task: int) -> Any:
+            def fn(parts: list[Any]) -> Any:
+                with perturbed(readers, parts[1], []):
+                    return weighted_loss(
+                        model, heads_pass([primals[0], parts[0]])[3], task
+                    )
+
+            return fn
+
+        jh, cots = gradients(
+            [task_cotangents(t) for t in range(k)], [primals[1], extra]
+        )
+        kernels = values.of([rule.kernel for rule, _, _ in order])
+        jz = Factored(ops.concatenate(cots, axis=-1), ops.concatenate(kernels, axis=-1))
+        by_task = (jz, jh)
+    elif gradients is not None:
         by_task = gradients([task_loss_of(t) for t in range(k)], primals)
     if by_task is None:
         jz, jh = pullback.batched((tasks, ops.zeros((k,), "float32")))
@@ -179,6 +209,41 @@ def balanced_gradients(
     updates += list(zip(heads.non_trainable_variables, head_n_new, strict=True))
     reduced = replicas is not None and replicas.skips_optimizer_reduction
     return Outcome(grads, updates, preds, losses, counts, step, reported, reduced)
+
+
+def _factoring(
+    model: Any, prims: ModuleType, replicas: Any, z: list[Tensor]
+) -> list[Any] | None:
+    """The rules of Z's readers (`Split.readers`) where a representation-level
+    Gramian method takes Z's rows factored (`Factored`), else None: on a
+    backend with per-task gradients (`gradients`: JAX on the CPU), one
+    replica, and where the factors cost fewer products than the rows (rows:
+    tasks x batch x features x (units / tasks + tasks); factors: units^2 x
+    (features + tasks x batch) + tasks^2 x batch x units)."""
+    balancing: Balancing = model._balancing
+    readers = balancing.split.readers
+    if (
+        readers is None
+        or replicas is not None
+        or getattr(prims, "gradients", None) is None
+        or prims.accelerator()
+        or balancing.mode != "representation"
+        or balancing.balancer.level != "gramian"
+    ):
+        return None
+    k = balancing.num_tasks
+    batch, features = (int(n) for n in z[0].shape)
+    units = sum(int(rule.kernel.shape[-1]) for rule in readers)
+    rows = batch * features * (units + k * k)
+    factors = units * units * (features + k * batch) + k * k * batch * units
+    return readers if factors < rows else None
+
+
+def _read_once(readers: list[Any], order: list, z: Tensor) -> bool:
+    """Whether the heads' pass called each reader once, on Z's shape."""
+    return sorted(id(rule) for rule, _, _ in order) == sorted(
+        id(rule) for rule in readers
+    ) and all(tuple(inputs.shape) == tuple(z.shape) for _, inputs, _ in order)
 
 
 def record(model: Any, outcome: Outcome, x: Any, y: Any, sample_weight: Any) -> dict:
