@@ -44,6 +44,21 @@ def check_layer(
     return model
 
 
+def lowered_train_step(model: Any, x: Any, y: Any) -> Any:
+    """JAX's lowering of the model's train step for one batch (its program
+    text, or compiled, its memory)."""
+    import jax
+
+    model.optimizer.build(model.trainable_variables)
+    state = model._get_jax_state(
+        trainable_variables=True,
+        non_trainable_variables=True,
+        optimizer_variables=True,
+        metrics_variables=True,
+    )
+    return jax.jit(model.train_step).lower(state, (x, y))
+
+
 def as_numpy(value: Any) -> np.ndarray:
     return keras.ops.convert_to_numpy(value)
 

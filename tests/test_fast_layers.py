@@ -8,6 +8,7 @@ import contextlib
 import keras
 import numpy as np
 import pytest
+from layer_checks import lowered_train_step
 
 from keras_mtl import Task, build_model
 from keras_mtl.models import model as model_module
@@ -103,16 +104,7 @@ def test_pooled_model_trains_as_with_keras_pooling(balancer, rng, monkeypatch):
     trained = []
     for fast, model in _fast_then_keras(_pooled_model, balancer, monkeypatch):
         if keras.backend.backend() == "jax":
-            import jax
-
-            model.optimizer.build(model.trainable_variables)
-            state = model._get_jax_state(
-                trainable_variables=True,
-                non_trainable_variables=True,
-                optimizer_variables=True,
-                metrics_variables=True,
-            )
-            text = jax.jit(model.train_step).lower(state, (x, y)).as_text()
+            text = lowered_train_step(model, x, y).as_text()
             assert ("select_and_scatter" in text) is not fast
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
         trained.append(model.get_weights())
@@ -138,7 +130,7 @@ def _reference_attention(q, k, v, scale):
         ((3, 1, 1, 2), (3, 1, 1, 2), 2),  # one position
     ],
 )
-@pytest.mark.parametrize("chunk_bytes", [1 << 22, 600, 1])
+@pytest.mark.parametrize("chunk_bytes", [1 << 22, 800, 1])
 def test_attention_equals_keras(shapes, chunk_bytes, rng, monkeypatch):
     """Outputs and gradients of every input equal Keras's attention (or,
     where Keras's JAX attention refuses a value width unlike the key's,
@@ -152,6 +144,11 @@ def test_attention_equals_keras(shapes, chunk_bytes, rng, monkeypatch):
 
     monkeypatch.setattr(backend, "ATTENTION_CHUNK_BYTES", chunk_bytes)
     (qs, ks, dv), scale = shapes, 0.37
+    chunks = []
+    split = backend._chunks
+    monkeypatch.setattr(
+        backend, "_chunks", lambda *a: chunks.append(split(*a)) or chunks[-1]
+    )
     q = jnp.asarray(rng.normal(size=qs).astype("float32"))
     k = jnp.asarray(rng.normal(size=ks).astype("float32"))
     v = jnp.asarray(rng.normal(size=(*ks[:3], dv)).astype("float32"))
@@ -173,6 +170,12 @@ def test_attention_equals_keras(shapes, chunk_bytes, rng, monkeypatch):
 
     want = theirs(q, k, v)
     np.testing.assert_allclose(ours(q, k, v), want, rtol=1e-5, atol=1e-6)
+    sizes = [part.stop - part.start for part in chunks[-1]]
+    per_sample = qs[2] * qs[1] * ks[1] * 4  # bytes of scores
+    expected = min(qs[0], max(1, chunk_bytes // per_sample))
+    assert sizes[0] == expected and sum(sizes) == qs[0]
+    if chunk_bytes == 800 and qs[0] == 5:  # 392 bytes a sample: uneven chunks
+        assert sizes == [2, 2, 1]
     cot = jnp.asarray(rng.normal(size=(3, *want.shape)).astype("float32"))
     expected = jax.vmap(lambda c: jax.vjp(theirs, q, k, v)[1](c))(cot)
     got = jax.vmap(lambda c: jax.vjp(ours, q, k, v)[1](c))(cot)
@@ -231,3 +234,24 @@ def test_attention_model_trains_as_with_keras_attention(balancer, rng, monkeypat
     )
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert not calls
+
+
+@on_jax
+def test_attention_subclass_keeps_its_own():
+    """A subclass of MultiHeadAttention with its own `_compute_attention`
+    keeps it; Keras's own layer attends through the backend's."""
+    from keras_mtl.models.calls import fast_layers
+
+    class Biased(keras.layers.MultiHeadAttention):
+        def _compute_attention(self, *args, **kwargs):
+            return super()._compute_attention(*args, **kwargs)
+
+    inputs = keras.Input((6, 4))
+    plain = keras.layers.MultiHeadAttention(2, 2)
+    biased = Biased(2, 2)
+    outputs = biased(plain(inputs, inputs), inputs)
+    model = keras.Model(inputs, outputs)
+    with fast_layers(model):
+        assert "_compute_attention" in plain.__dict__
+        assert "_compute_attention" not in biased.__dict__
+    assert "_compute_attention" not in plain.__dict__

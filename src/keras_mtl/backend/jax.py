@@ -86,7 +86,9 @@ def _after(value: Any, done: Any) -> Any:
         for leaf in jax.tree.leaves(done)
         if jnp.issubdtype(leaf.dtype, jnp.floating)
     )
-    zero = jnp.where(jnp.isfinite(total), total, 0.0) * 0.0
+    # -|t| * 0 is -0.0, which leaves every value as it is, +0.0 and -0.0
+    # included (+0.0 would turn -0.0 into +0.0).
+    zero = -jnp.abs(jnp.where(jnp.isfinite(total), total, 0.0)) * 0.0
     return jax.tree.map(
         lambda v: (
             v + zero.astype(v.dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v

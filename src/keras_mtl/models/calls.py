@@ -115,7 +115,8 @@ def fast_layers(model: Any) -> Iterator[None]:
         if (
             attend is not None
             and isinstance(layer, keras.layers.MultiHeadAttention)
-            and hasattr(type(layer), "_compute_attention")
+            and getattr(type(layer), "_compute_attention", None)
+            is keras.layers.MultiHeadAttention._compute_attention
         ):
             attentions[layer] = _fast_attention(layer, attend)
     with replaced_calls(pools), replaced_calls(attentions, "_compute_attention"):

@@ -40,7 +40,13 @@ def _inputs_of(node: tuple[Any, int]) -> list[Any]:
 
 def _upstream(tensors: list[Any]) -> set[tuple[int, int]]:
     """Keys (id(layer), node index) of every node feeding `tensors`."""
-    seen: set[tuple[int, int]] = set()
+    return set(_nodes_feeding(tensors))
+
+
+def _nodes_feeding(tensors: list[Any]) -> dict[tuple[int, int], tuple[Any, Any]]:
+    """(operation, node) of every node feeding `tensors`, Keras layers and
+    `keras.ops` calls alike, by (id(operation), node index)."""
+    seen: dict[tuple[int, int], tuple[Any, Any]] = {}
     stack = list(tensors)
     while stack:
         node = _node_of(stack.pop())
@@ -49,7 +55,7 @@ def _upstream(tensors: list[Any]) -> set[tuple[int, int]]:
         key = (id(node[0]), node[1])
         if key in seen:
             continue
-        seen.add(key)
+        seen[key] = (node[0], node[0]._inbound_nodes[node[1]])
         stack.extend(_inputs_of(node))
     return seen
 
@@ -184,34 +190,34 @@ def _dense_readers(
 ) -> list[Any] | None:
     """The rules of the plain Dense layers through which alone a matrix Z
     reaches the outputs (see `Split.readers`), or None. A concatenation
-    of Z alone passes it on unchanged; any other consumer, a second call of a
-    reader, or Z among the outputs gives None."""
+    of Z alone (Keras's or ours, not a subclass) passes it on unchanged;
+    any other consumer (a `keras.ops` call included, or a subclass of
+    `TaskHead`), a second call of a reader, or Z among the outputs gives
+    None."""
     if len(representation) != 1 or passthrough or len(representation[0].shape) != 2:
         return None
-    # The model's own nodes (splitting adds the heads model's to its layers).
-    own = _upstream(list(model.outputs))
+    # The model's own nodes, layers and keras.ops calls (splitting adds the
+    # heads model's nodes to its layers).
     nodes: dict[int, list[Any]] = {}
-    for layer in model._flatten_layers(include_self=False, recursive=False):
-        for index, node in enumerate(layer._inbound_nodes):
-            if (id(layer), index) in own:
-                nodes.setdefault(id(layer), [layer]).append(node)
+    for operation, node in _nodes_feeding(list(model.outputs)).values():
+        nodes.setdefault(id(operation), [operation]).append(node)
     outputs = {id(t) for t in model.outputs}
     frontier, readers = [representation[0]], []
     while frontier:
         tensor = frontier.pop()
         if id(tensor) in outputs:
             return None
-        for layer, *calls in nodes.values():
+        for operation, *calls in nodes.values():
             for node in calls:
                 inputs = keras.tree.flatten(node.input_tensors)
                 if not any(t is tensor for t in inputs):
                     continue
-                if isinstance(layer, _JOINS) and len(inputs) == 1:
+                if type(operation) in _JOINS and len(inputs) == 1:
                     frontier.extend(keras.tree.flatten(node.output_tensors))
                     continue
-                first = layer
-                if isinstance(layer, TaskHead):
-                    first = (layer.hidden_layers or [layer.output_layer])[0]
+                first = operation
+                if type(operation) is TaskHead:
+                    first = (operation.hidden_layers or [operation.output_layer])[0]
                 if len(inputs) != 1 or len(calls) != 1 or not KerasDense.applies(first):
                     return None
                 readers.append(first)

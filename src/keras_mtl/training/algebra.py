@@ -42,7 +42,8 @@ class Factored(NamedTuple):
     def combined(self, weights: Tensor) -> list[Tensor]:
         d = self.cotangents
         summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
-        return [ops.matmul(summed, ops.transpose(self.kernel))]
+        kernel = ops.cast(self.kernel, d.dtype)
+        return [ops.matmul(summed, ops.transpose(kernel))]
 
 
 def gramian(pieces: list[Tensor] | Factored) -> Tensor:
