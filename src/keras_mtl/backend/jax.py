@@ -342,11 +342,11 @@ def _attention_backward(
 ) -> tuple[Any, Any, Any]:
     del size
     grads: tuple[list, list, list] = ([], [], [])
+    s = jnp.asarray(scale, g.dtype)
     start = 0
     for q, k, v, p, out in saved:
         gh = _heads_first(g[start : start + q.shape[0]])
         start += q.shape[0]
-        s = jnp.asarray(scale, q.dtype)
         dv = jnp.einsum("bhts,bhtd->bhsd", p, gh)
         dp = jnp.einsum("bhtd,bhsd->bhts", gh, v)
         ds = p * (dp - jnp.sum(gh * out, axis=-1, keepdims=True))

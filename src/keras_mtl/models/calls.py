@@ -52,8 +52,9 @@ def _fast_pool(layer: Any, pool: Callable[..., Any]) -> Callable[..., Any]:
 
 def _fast_attention(layer: Any, attend: Callable[..., Any]) -> Callable[..., Any]:
     """`MultiHeadAttention._compute_attention` through `attend` where Keras
-    would run plain softmax attention (no mask, no causal mask, no dropout,
-    no scores returned, one attention axis), else Keras's own."""
+    would run plain softmax attention (no mask, no causal mask, no scores
+    returned, one attention axis; `fast_layers` picks layers without
+    dropout), else Keras's own."""
     keras_own = type(layer)._compute_attention
     scale = 1.0 / math.sqrt(float(layer.key_dim))
 
@@ -70,7 +71,6 @@ def _fast_attention(layer: Any, attend: Callable[..., Any]) -> Callable[..., Any
             attention_mask is None
             and not return_attention_scores
             and not kwargs.get("use_causal_mask", False)
-            and getattr(layer, "_dropout", 1.0) == 0.0
             and len(query.shape) == 4
         )
         if not plain:
@@ -117,6 +117,7 @@ def fast_layers(model: Any) -> Iterator[None]:
             and isinstance(layer, keras.layers.MultiHeadAttention)
             and getattr(type(layer), "_compute_attention", None)
             is keras.layers.MultiHeadAttention._compute_attention
+            and getattr(layer, "_dropout", 1.0) == 0.0
         ):
             attentions[layer] = _fast_attention(layer, attend)
     with replaced_calls(pools), replaced_calls(attentions, "_compute_attention"):

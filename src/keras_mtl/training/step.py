@@ -152,9 +152,7 @@ def balanced_gradients(
         def task_cotangents(task: int) -> Any:
             def fn(parts: list[Any]) -> Any:
                 with perturbed(readers, parts[1], []):
-                    return weighted_loss(
-                        model, heads_pass([primals[0], parts[0]])[3], task
-                    )
+                    return task_loss_of(task)([primals[0], parts[0]])
 
             return fn
 
