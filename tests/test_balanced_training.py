@@ -360,31 +360,43 @@ def test_lstm_kernel_path_equals_autodiff(symbols, mode, skip, rng):
 
 @pytest.mark.model
 @pytest.mark.parametrize(
-    ("layer", "kwargs", "features", "ruled"),
+    ("layer", "kwargs", "features", "ruled", "one_hot"),
     backend_cover.cases(
         [
-            ("LSTM", {}, 3, True),
-            ("LSTM", {}, 40, True),
-            ("LSTM", {"use_bias": False}, 3, True),
-            ("LSTM", {"go_backwards": True}, 3, False),
-            ("LSTM", {"activation": "relu"}, 3, False),
-            ("LSTM", {"recurrent_dropout": 0.1}, 3, False),
-            ("GRU", {}, 3, True),
-            ("GRU", {"use_bias": False}, 3, True),
-            ("GRU", {"reset_after": False}, 3, False),
-            ("GRU", {"go_backwards": True}, 3, False),
+            ("LSTM", {}, 3, True, False),
+            ("LSTM", {}, 40, True, False),
+            ("LSTM", {}, 3, True, True),
+            ("LSTM", {}, 40, True, True),
+            ("LSTM", {"use_bias": False}, 3, True, False),
+            ("LSTM", {"go_backwards": True}, 3, False, False),
+            ("LSTM", {"activation": "relu"}, 3, False, False),
+            ("LSTM", {"recurrent_dropout": 0.1}, 3, False, False),
+            ("GRU", {}, 3, True, False),
+            ("GRU", {}, 3, True, True),
+            ("GRU", {"use_bias": False}, 3, True, False),
+            ("GRU", {"reset_after": False}, 3, False, False),
+            ("GRU", {"go_backwards": True}, 3, False, False),
         ],
         # The rules' numbers on each backend (both ways of summing the LSTM
-        # input kernel's gradient); which layers get one is backend-neutral.
-        [("LSTM", {}, 3, True), ("LSTM", {}, 40, True), ("GRU", {}, 3, True)],
+        # input kernel's gradient, over one-hot and other input); which
+        # layers get one is backend-neutral.
+        [
+            ("LSTM", {}, 3, True, False),
+            ("LSTM", {}, 40, True, False),
+            ("LSTM", {}, 40, True, True),
+            ("GRU", {}, 3, True, False),
+            ("GRU", {}, 3, True, True),
+        ],
     ),
 )
-def test_keras_recurrent_rules_equal_autodiff(layer, kwargs, features, ruled, rng):
+def test_keras_recurrent_rules_equal_autodiff(
+    layer, kwargs, features, ruled, one_hot, rng
+):
     """The seed's own layer, `keras.layers.LSTM`, and `keras.layers.GRU` get
     their rules when they are plain (same training run as autodiff); any
     other takes autodiff. With 3 tasks of 5 units, 3 input features sum the
     LSTM input kernel's gradient step by step, 40 in one product after the
-    recursion."""
+    recursion; one-hot input (the seed's) reads and sums rows by id."""
 
     def make():
         keras.utils.set_random_seed(3)
@@ -395,7 +407,11 @@ def test_keras_recurrent_rules_equal_autodiff(layer, kwargs, features, ruled, rn
             [Task("a"), Task("b", inputs=["q"]), Task("c", hidden=[3])],
         )
 
-    x = {n: rng.normal(size=(48, 7, features)).astype("float32") for n in "pq"}
+    if one_hot:
+        eye = np.eye(features, dtype="float32")
+        x = {n: eye[rng.integers(0, features, (48, 7))] for n in "pq"}
+    else:
+        x = {n: rng.normal(size=(48, 7, features)).astype("float32") for n in "pq"}
     y = {t: rng.integers(0, 2, 48).astype("float32") for t in "abc"}
     fast, slow = make(), make()
     for model in (fast, slow):
@@ -409,6 +425,53 @@ def test_keras_recurrent_rules_equal_autodiff(layer, kwargs, features, ruled, rn
     for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
     assert not np.allclose(fast.get_weights()[0], make().get_weights()[0])
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+@pytest.mark.parametrize("features", [3, 40])
+def test_recurrent_rules_read_one_hot_input_by_id(layer, features, rng):
+    """Over exactly one-hot input the rules read the input kernel's rows by
+    id instead of multiplying: a NaN in a row no step reads stays out of
+    the output and of every gradient, and that row's gradient is zero.
+    Any other input (one value 0.5, or two 1s in a step) takes the product,
+    which the NaN reaches."""
+    from keras_mtl.models import rules
+
+    cell_layer = getattr(keras.layers, layer)(5)
+    cell_layer.build((None, 7, features))
+    rule = rules.rule_for(cell_layer)
+    assert rule is not None
+    kernel = np.array(cell_layer.cell.kernel)
+    kernel[features - 1] = np.nan
+    cell_layer.cell.kernel.assign(kernel)
+    eye = np.eye(features, dtype="float32")
+    x = eye[rng.integers(0, features - 1, (4, 7))]
+    cotangents = keras.ops.convert_to_tensor(
+        rng.normal(size=(2, 4, 5)).astype("float32")
+    )
+
+    def run(values):
+        h, residual = rule.forward_saving(keras.ops.convert_to_tensor(values))
+        grads = rule.task_gradients(values, residual, cotangents)
+        return as_numpy(h), {id(v): as_numpy(g) for v, g in grads}
+
+    h, grads = run(x)
+    assert np.isfinite(h).all()
+    for g in grads.values():
+        assert np.isfinite(g).all()
+    d_kernel = grads[id(cell_layer.cell.kernel)]
+    assert not d_kernel[:, features - 1].any()
+    assert np.abs(d_kernel[:, : features - 1]).sum() > 0
+    half = x.copy()
+    half[1, 2] = 0.0
+    half[1, 2, 0] = 0.5
+    doubled = x.copy()
+    doubled[1, 2] = 0.0
+    doubled[1, 2, :2] = 1.0
+    for values in (half, doubled):
+        h, _ = run(values)
+        assert np.isnan(h).all()
 
 
 def test_weights_and_cosines_reach_callbacks(rng, tmp_path):
