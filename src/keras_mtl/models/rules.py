@@ -242,10 +242,11 @@ def _gram(rows: Tensor) -> Tensor:
     return ops.matmul(flat, ops.transpose(flat))
 
 
-def _mixed_gram(k: Tensor, d: Tensor) -> Tensor:
-    """G_st = sum of K * (D_s D_t^T) for an R x R matrix K = X X^T and
-    cotangents D (tasks, R, U): the Gramian of the rows X^T D_t without
-    forming them."""
+def mixed_gram(k: Tensor, d: Tensor) -> Tensor:
+    """G_st = sum of K * (D_s D_t^T) for an R x R matrix K and cotangents D
+    (tasks, R, U): with K = X X^T the Gramian of the rows X^T D_t without
+    forming them (and with D's axes swapped and K = W^T W, that of the rows
+    D_t W^T: `training.algebra.Factored`)."""
     d = ops.cast(d, "float32")
     tasks = d.shape[0]
     mixed = ops.stack([ops.matmul(k, d[t]) for t in range(tasks)])
@@ -312,7 +313,7 @@ class _Linear(InsideRule):
         sums = self._bias_sums(d) if self.bias is not None else None
         if rows * rows * (features + tasks * units) < tasks * rows * features * units:
             x32 = ops.cast(x, "float32")
-            g = _mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
+            g = mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
 
             def kernel_update(weights: Tensor) -> Tensor:
                 summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
@@ -592,7 +593,7 @@ class EmbeddingBag(KerasEmbedding):
             ops.segment_sum(ops.reshape(weights, (-1,)), cells, examples * size),
             (examples, size),
         )
-        return _mixed_gram(ops.matmul(a, ops.transpose(a)), d), self._update(x, d)
+        return mixed_gram(ops.matmul(a, ops.transpose(a)), d), self._update(x, d)
 
 
 INSIDE_RULES: tuple[type[InsideRule], ...] = (
@@ -638,6 +639,12 @@ def perturbed(
         return call
 
     return replaced_calls({rule.layer: patched(rule) for rule in rules})
+
+
+def zero_perturbations(calls: list) -> list[Tensor]:
+    """A zero for each call `perturbed` recorded, shaped as its
+    pre-activation: the perturbations whose cotangents are a rule's D_t."""
+    return [ops.zeros(pre.shape, pre.dtype) for _, _, pre in calls]
 
 
 def rule_for(layer: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from keras import ops
 
+from keras_mtl.models.rules import mixed_gram
 from keras_mtl.training.balancing import Balancing
 
 Tensor = Any
@@ -31,13 +32,9 @@ class Factored(NamedTuple):
     kernel: Tensor  # (features, units)
 
     def gramian(self) -> Tensor:
-        d = ops.cast(self.cotangents, "float32")
         w = ops.cast(self.kernel, "float32")
-        k = d.shape[0]
-        mixed = ops.tensordot(d, ops.matmul(ops.transpose(w), w), axes=1)
-        return ops.matmul(
-            ops.reshape(mixed, (k, -1)), ops.transpose(ops.reshape(d, (k, -1)))
-        )
+        d = ops.transpose(self.cotangents, (0, 2, 1))
+        return mixed_gram(ops.matmul(ops.transpose(w), w), d)
 
     def combined(self, weights: Tensor) -> list[Tensor]:
         d = self.cotangents

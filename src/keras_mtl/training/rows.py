@@ -18,7 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from keras_mtl.models.rules import InsideRule, perturbed
+from keras_mtl.models.rules import InsideRule, perturbed, zero_perturbations
 from keras_mtl.models.sharing import Split
 from keras_mtl.training.algebra import combine, gramian, plus
 
@@ -117,7 +117,7 @@ class AutodiffRows(Rows):
         if self.rules:
             run(free, None, probe)
         self.calls = [rule for rule, _, _ in probe]
-        extra = [ops.zeros(pre.shape, pre.dtype) for _, _, pre in probe]
+        extra = zero_perturbations(probe)
 
         def forward(primals: list[Any]) -> tuple[Any, Any]:
             calls: list = []

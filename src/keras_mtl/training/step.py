@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from keras_mtl import backend as mtl_backend
-from keras_mtl.models.rules import perturbed
+from keras_mtl.models.rules import perturbed, zero_perturbations
 from keras_mtl.training.algebra import (
     Factored,
     Step,
@@ -147,7 +147,7 @@ def balanced_gradients(
     if readers and _read_once(readers, order, rows.z[0]):
         # Z's rows factored (`Factored`): each task's cotangents of the
         # readers' pre-activations and the heads' gradients, Z held fixed.
-        extra = [ops.zeros(pre.shape, pre.dtype) for _, _, pre in order]
+        extra = zero_perturbations(order)
 
         def task_cotangents(task: int) -> Any:
             def fn(parts: list[Any]) -> Any:
