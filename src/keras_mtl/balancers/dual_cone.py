@@ -154,8 +154,13 @@ def device_project(
     m = int(targets.shape[1])
     free = ops.zeros((m, k), "float32")
     # Nothing free: z = 0 and y = A u, what `settle` would solve for.
-    z, wrong = ops.zeros((m, k), "float32"), b < -tol
-    start = (free, z, wrong, ops.full((m,), k + 1, "int32"), ops.full((m,), 3, "int32"))
+    start = (
+        free,
+        free,
+        b < -tol,
+        ops.full((m,), k + 1, "int32"),
+        ops.full((m,), 3, "int32"),
+    )
     _, z, wrong, _, _ = ops.while_loop(
         unsettled, exchange, start, maximum_iterations=EXCHANGES * k * k
     )
