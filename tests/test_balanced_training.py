@@ -900,6 +900,30 @@ def test_per_task_passes_hold_one_tasks_buffers(rng):
     assert temps["upgrad"] <= 1.5 * temps[None], temps
 
 
+@backend_cover.once("the per-task passes run unrolled on JAX's CPU")
+def test_representation_rows_hold_no_more_than_equal_weighting(rng):
+    """A 10-task UPGrad step at the representation level of an MLP holds no
+    more working memory than equal weighting's: each task's pass yields the
+    gradients of its own head alone (no task's zeros of the other nine
+    heads), and Z's rows stay factored (one product over every task's
+    cotangents). Stacking each task's zeros held twice EW's."""
+    from keras_mtl.encoders import MLPEncoder
+
+    names = [f"t{i}" for i in range(10)]
+    x = {"features": rng.normal(size=(64, 128)).astype("float32")}
+    y = {n: rng.integers(0, 2, 64).astype("float32") for n in names}
+    temps = {}
+    for balancer in (None, "upgrad"):
+        model = build_model(
+            {"features": (128,)}, MLPEncoder((256, 128)), [Task(n) for n in names]
+        )
+        extra = {"balancer": balancer, "balance_mode": "representation"}
+        model.compile(optimizer="rmsprop", **(extra if balancer else {}))
+        compiled = lowered_train_step(model, x, y).compile()
+        temps[balancer] = compiled.memory_analysis().temp_size_in_bytes
+    assert temps["upgrad"] <= temps[None], temps
+
+
 def test_a_pass_after_another_gets_its_value_exactly():
     """`_after` adds an exact zero, whatever the finished pass holds (NaN,
     infinities, sums that overflow): one task's NaN never reaches the next

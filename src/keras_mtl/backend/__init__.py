@@ -17,6 +17,10 @@ module of it). The balanced train step is written once over them, in
 * `host_call(fn, inputs, shapes)`: run a NumPy function on the host from
   inside a compiled step (the solvers of the balancing methods are NumPy);
 * `scan`, `segment_sum`: loops and scatter-adds of the LSTM kernels;
+* optionally `gradients(fns, primals)`: each scalar function's gradient to
+  its own primals, one VJP each (JAX on the CPU: a task's pass runs through
+  only its own head; None on accelerators, where one batched pullback
+  serves);
 * optionally `global_task_losses`, `replicas`, `reduce_gradients`,
   `all_sum`, `all_gather`, `replica_index`, `OPTIMIZER_REDUCTION`,
   `COLLECTIVES_IN_COND` (data parallelism's collectives), `processes`,

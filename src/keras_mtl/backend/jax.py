@@ -102,9 +102,11 @@ def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, A
     return out, aux, Pullback(vjp_fn)
 
 
-def gradients(fns: Sequence[Callable[[Any], Any]], primals: Any) -> Any | None:
-    """The gradient of each scalar function of `fns` to the primals, stacked
-    on a leading axis; None where one batched pullback serves better
+def gradients(
+    fns: Sequence[Callable[[Any], Any]], primals: Sequence[Any]
+) -> list[Any] | None:
+    """The gradient of each scalar function `fns[i]` to its own primals
+    `primals[i]`; None where one batched pullback serves better
     (accelerators). On the CPU each is its own VJP, whose backward pass runs
     through only what that function depends on: one task's loss, its own
     head, where pulling back the stacked losses with each one-hot cotangent
@@ -113,11 +115,11 @@ def gradients(fns: Sequence[Callable[[Any], Any]], primals: Any) -> Any | None:
     are one computation to XLA (common subexpressions)."""
     if accelerator():
         return None
-    rows = []
-    for fn in fns:
-        value, pull = jax.vjp(fn, primals)
-        rows.append(pull(jnp.ones_like(value))[0])
-    return jax.tree.map(lambda *parts: jnp.stack(parts), *rows)
+    out = []
+    for fn, own in zip(fns, primals, strict=True):
+        value, pull = jax.vjp(fn, own)
+        out.append(pull(jnp.ones_like(value))[0])
+    return out
 
 
 def jit_step(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

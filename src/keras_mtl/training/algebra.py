@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 from keras import ops
 
-from keras_mtl.models.rules import mixed_gram
 from keras_mtl.training.balancing import Balancing
 
 Tensor = Any
@@ -33,8 +32,13 @@ class Factored(NamedTuple):
 
     def gramian(self) -> Tensor:
         w = ops.cast(self.kernel, "float32")
-        d = ops.transpose(self.cotangents, (0, 2, 1))
-        return mixed_gram(ops.matmul(ops.transpose(w), w), d)
+        d = ops.cast(self.cotangents, "float32")
+        tasks, units = d.shape[0], d.shape[-1]
+        # D_t W^T W over every task's rows at once, then <., D_s> per pair.
+        mixed = ops.matmul(ops.reshape(d, (-1, units)), ops.matmul(ops.transpose(w), w))
+        return ops.matmul(
+            ops.reshape(mixed, (tasks, -1)), ops.transpose(ops.reshape(d, (tasks, -1)))
+        )
 
     def combined(self, weights: Tensor) -> list[Tensor]:
         d = self.cotangents

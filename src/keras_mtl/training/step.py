@@ -126,10 +126,23 @@ def balanced_gradients(
         total = sum(reg) if reg else ops.zeros((), "float32")
         return (weighted_losses(model, losses), total), (preds, losses, counts, new_n)
 
-    def task_loss_of(task: int) -> Any:
-        return lambda primals: weighted_loss(model, heads_pass(primals)[3], task)
-
     primals = [list(rows.z), values.of(heads.trainable_variables)]
+    owned = _owned(model, split)
+
+    def with_own(task: int, own: list[Any]) -> list[Any]:
+        """The heads' values with task `task`'s own variables replaced."""
+        full = list(primals[1])
+        for position, value in zip(owned[task], own, strict=True):
+            full[position] = value
+        return full
+
+    def own_of(task: int) -> list[Any]:
+        return [primals[1][i] for i in owned[task]]
+
+    def task_loss_of(task: int, z: Any, own: list[Any]) -> Any:
+        losses = heads_pass([z, with_own(task, own)])[3]
+        return weighted_loss(model, losses, task)
+
     readers = _factoring(model, prims, replicas, rows.z)
     order: list = []  # (rule, inputs, pre-activation) of each reader's call
     with perturbed(readers or [], None, order):
@@ -143,7 +156,7 @@ def balanced_gradients(
         tasks = tasks * shares
         task_l = weighted_losses(model, reported)
     gradients = getattr(prims, "gradients", None)
-    by_task = None
+    by_task = None  # (rows of Z, each task's gradients of its own head variables)
     if readers and _read_once(readers, order, rows.z[0]):
         # Z's rows factored (`Factored`): each task's cotangents of the
         # readers' pre-activations and the heads' gradients, Z held fixed.
@@ -152,27 +165,39 @@ def balanced_gradients(
         def task_cotangents(task: int) -> Any:
             def fn(parts: list[Any]) -> Any:
                 with perturbed(readers, parts[1], []):
-                    return task_loss_of(task)([primals[0], parts[0]])
+                    return task_loss_of(task, primals[0], parts[0])
 
             return fn
 
-        jh, cots = gradients(
-            [task_cotangents(t) for t in range(k)], [primals[1], extra]
+        per_task = gradients(
+            [task_cotangents(t) for t in range(k)],
+            [[own_of(t), extra] for t in range(k)],
         )
         kernels = values.of([rule.kernel for rule, _, _ in order])
-        jz = Factored(ops.concatenate(cots, axis=-1), ops.concatenate(kernels, axis=-1))
-        by_task = (jz, jh)
+        cots = ops.stack([ops.concatenate(g[1], axis=-1) for g in per_task])
+        jz = Factored(cots, ops.concatenate(kernels, axis=-1))
+        by_task = (jz, [g[0] for g in per_task])
     elif gradients is not None:
-        by_task = gradients([task_loss_of(t) for t in range(k)], primals)
+        per_task = gradients(
+            [
+                (lambda parts, t=t: task_loss_of(t, parts[0], parts[1]))
+                for t in range(k)
+            ],
+            [[primals[0], own_of(t)] for t in range(k)],
+        )
+        if per_task is not None:
+            jz = [
+                ops.stack([g[0][i] for g in per_task]) for i in range(len(primals[0]))
+            ]
+            by_task = (jz, [g[1] for g in per_task])
     if by_task is None:
         jz, jh = pullback.batched((tasks, ops.zeros((k,), "float32")))
-    elif replicas is None:  # row t: task t's loss alone
-        jz, jh = by_task
-    else:  # scaled as row t of `tasks` is (this replica's share)
-        jz, jh = (
-            [ops.reshape(shares, (k,) + (1,) * (len(r.shape) - 1)) * r for r in part]
-            for part in by_task
-        )
+        own = None
+    else:  # row t: task t's loss alone
+        jz, own = by_task
+        if replicas is not None:  # scaled as row t of `tasks` (this replica's share)
+            jz = [ops.reshape(shares, (k,) + (1,) * (len(r.shape) - 1)) * r for r in jz]
+            own = [[shares[t] * g for g in own[t]] for t in range(k)]
     state_vars = balancing.state.non_trainable_variables
     mapping = list(zip(state_vars, values.of_non_trainable(state_vars), strict=True))
     with keras.StatelessScope(state_mapping=mapping):
@@ -186,7 +211,10 @@ def balanced_gradients(
             replicas,
         )
         updates = new_state_values(balancing, step)
-    head_grads = combine(step.heads, jh)
+    if own is None:
+        head_grads = combine(step.heads, jh)
+    else:
+        head_grads = _own_combined(step.heads, owned, own, primals[1])
     if replicas is not None:
         head_grads = replicas.sum(head_grads)
     if head_reg["present"]:
@@ -207,6 +235,33 @@ def balanced_gradients(
     updates += list(zip(heads.non_trainable_variables, head_n_new, strict=True))
     reduced = replicas is not None and replicas.skips_optimizer_reduction
     return Outcome(grads, updates, preds, losses, counts, step, reported, reduced)
+
+
+def _owned(model: Any, split: Any) -> list[list[int]]:
+    """For each task, the positions in `split.heads.trainable_variables` of
+    the variables its loss reaches (`Split.task_variables` of its output)."""
+    position = {id(v): i for i, v in enumerate(split.heads.trainable_variables)}
+    return [
+        [position[id(v)] for v in split.task_variables[out] if id(v) in position]
+        for out in model._task_outputs
+    ]
+
+
+def _own_combined(
+    factors: Tensor, owned: list[list[int]], own: list[list[Tensor]], like: list
+) -> list[Tensor]:
+    """sum_t factor_t x (task t's gradient) for each head variable, from each
+    task's gradients of only the variables it reaches (`_owned`): no task's
+    zeros of the other heads are stacked or summed."""
+    out: list[Any] = [None] * len(like)
+    for task, (positions, grads) in enumerate(zip(owned, own, strict=True)):
+        for position, grad in zip(positions, grads, strict=True):
+            part = ops.cast(factors[task], grad.dtype) * grad
+            out[position] = part if out[position] is None else out[position] + part
+    return [
+        ops.zeros(v.shape, v.dtype) if g is None else g
+        for g, v in zip(out, like, strict=True)
+    ]
 
 
 def _factoring(
