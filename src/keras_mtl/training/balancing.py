@@ -343,7 +343,7 @@ def build(
 # The task losses a balanced step starts from (keras.ops only).
 
 
-def _finite_factor(losses: Tensor) -> Tensor:
+def finite_factor(losses: Tensor) -> Tensor:
     """1 when every loss is finite, else NaN (no gradient flows through)."""
     finite = ops.all(ops.isfinite(ops.stop_gradient(losses)))
     return ops.cast(ops.where(finite, 1.0, float("nan")), losses.dtype)
@@ -352,7 +352,7 @@ def _finite_factor(losses: Tensor) -> Tensor:
 def poisoned(losses: Tensor) -> Tensor:
     """`losses` unchanged when all are finite; all NaN (and so every
     gradient NaN, which the guarded optimizer never applies) otherwise."""
-    return losses * _finite_factor(losses)
+    return losses * finite_factor(losses)
 
 
 def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
@@ -364,8 +364,9 @@ def weighted_losses(model: Any, losses: list[Tensor]) -> Tensor:
     )
 
 
-def weighted_loss(model: Any, losses: list[Tensor], task: int) -> Tensor:
+def weighted_loss(model: Any, loss: Tensor, task: int, finite: Tensor) -> Tensor:
     """Entry `task` of `weighted_losses`, made from that task's loss alone:
-    its gradient reaches only what that loss depends on."""
-    factor = _finite_factor(ops.stack(losses))
-    return model._task_loss_weights[task] * losses[task] * factor
+    its gradient reaches only what that loss depends on. `finite` is
+    `finite_factor` of every task's loss, taken once for all the tasks'
+    passes."""
+    return model._task_loss_weights[task] * loss * finite

@@ -28,7 +28,12 @@ from keras_mtl.training.algebra import (
     decide,
     new_state_values,
 )
-from keras_mtl.training.balancing import Balancing, weighted_loss, weighted_losses
+from keras_mtl.training.balancing import (
+    Balancing,
+    finite_factor,
+    weighted_loss,
+    weighted_losses,
+)
 from keras_mtl.training.replicas import Replicas, ReplicatedRows
 from keras_mtl.training.rows import heads_inputs, rows_for
 
@@ -141,13 +146,14 @@ def balanced_gradients(
 
     def task_loss_of(task: int, z: Any, own: list[Any]) -> Any:
         losses = heads_pass([z, with_own(task, own)])[3]
-        return weighted_loss(model, losses, task)
+        return weighted_loss(model, losses[task], task, finite)
 
     readers = _factoring(model, prims, replicas, rows.z)
     order: list = []  # (rule, inputs, pre-activation) of each reader's call
     with perturbed(readers or [], None, order):
         (task_l, _), aux, pullback = prims.vjp(heads_fn, primals)
     preds, losses, counts, head_n_new = aux
+    finite = finite_factor(ops.stack(losses))
     tasks = ops.eye(k, dtype="float32")
     task_l, reported, global_counts = ops.stop_gradient(task_l), losses, counts
     if replicas is not None:
