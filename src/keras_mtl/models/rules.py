@@ -242,11 +242,10 @@ def _gram(rows: Tensor) -> Tensor:
     return ops.matmul(flat, ops.transpose(flat))
 
 
-def mixed_gram(k: Tensor, d: Tensor) -> Tensor:
-    """G_st = sum of K * (D_s D_t^T) for an R x R matrix K and cotangents D
-    (tasks, R, U): with K = X X^T the Gramian of the rows X^T D_t without
-    forming them (and with D's axes swapped and K = W^T W, that of the rows
-    D_t W^T: `training.algebra.Factored`)."""
+def _mixed_gram(k: Tensor, d: Tensor) -> Tensor:
+    """G_st = sum of K * (D_s D_t^T) for an R x R matrix K = X X^T and
+    cotangents D (tasks, R, U): the Gramian of the rows X^T D_t without
+    forming them."""
     d = ops.cast(d, "float32")
     tasks = d.shape[0]
     mixed = ops.stack([ops.matmul(k, d[t]) for t in range(tasks)])
@@ -313,7 +312,7 @@ class _Linear(InsideRule):
         sums = self._bias_sums(d) if self.bias is not None else None
         if rows * rows * (features + tasks * units) < tasks * rows * features * units:
             x32 = ops.cast(x, "float32")
-            g = mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
+            g = _mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
 
             def kernel_update(weights: Tensor) -> Tensor:
                 summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
@@ -593,7 +592,7 @@ class EmbeddingBag(KerasEmbedding):
             ops.segment_sum(ops.reshape(weights, (-1,)), cells, examples * size),
             (examples, size),
         )
-        return mixed_gram(ops.matmul(a, ops.transpose(a)), d), self._update(x, d)
+        return _mixed_gram(ops.matmul(a, ops.transpose(a)), d), self._update(x, d)
 
 
 INSIDE_RULES: tuple[type[InsideRule], ...] = (

@@ -153,7 +153,6 @@ def balanced_gradients(
     with perturbed(readers or [], None, order):
         (task_l, _), aux, pullback = prims.vjp(heads_fn, primals)
     preds, losses, counts, head_n_new = aux
-    finite = finite_factor(ops.stack(losses))
     tasks = ops.eye(k, dtype="float32")
     task_l, reported, global_counts = ops.stop_gradient(task_l), losses, counts
     if replicas is not None:
@@ -162,6 +161,8 @@ def balanced_gradients(
         tasks = tasks * shares
         task_l = weighted_losses(model, reported)
     gradients = getattr(prims, "gradients", None)
+    if gradients is not None:  # read by `task_loss_of`, once for every task
+        finite = finite_factor(ops.stack(losses))
     by_task = None  # (rows of Z, each task's gradients of its own head variables)
     if readers and _read_once(readers, order, rows.z[0]):
         # Z's rows factored (`Factored`): each task's cotangents of the
