@@ -498,6 +498,28 @@ def test_weights_and_cosines_reach_callbacks(rng, tmp_path):
     } <= set(header)
 
 
+def test_weights_and_cosines_are_logged_from_one_variable(rng):
+    """The logged weights are the step's and the cosines its Gramian's;
+    all of them take one metric variable (each costs every step Python)."""
+    tasks = ("a", "b", "c")
+    model = _model(tasks)
+    model.compile(optimizer="adam", balancer="pcgrad", cosine=True)
+    plain = _model(tasks)
+    plain.compile(optimizer="adam")
+    x, y = _data(rng)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    plain.train_on_batch(x, y)
+    assert len(model.metrics_variables) == len(plain.metrics_variables) + 1
+    weights = as_numpy(model.balancer_state.last_weights)
+    g = as_numpy(model.balancer_state.last_gramian).astype("float64")
+    assert np.all(np.diagonal(g) > 0)
+    for i, a in enumerate(tasks):
+        assert logs[f"weight/{a}"] == pytest.approx(float(weights[i]), rel=1e-6)
+        for j in range(i + 1, len(tasks)):
+            cos = g[i, j] / np.sqrt(g[i, i] * g[j, j])
+            assert logs[f"cosine/{a}/{tasks[j]}"] == pytest.approx(cos, abs=1e-5)
+
+
 def test_epoch_logs_keep_the_weights_through_validation(rng):
     """The epoch's logs show the last step's weights, also when validation
     runs after it (PyTorch once showed the metrics' reset zeros there)."""

@@ -84,6 +84,41 @@ def test_an_old_checkpoint_restores_every_variable(tmp_path):
                 )
 
 
+def test_an_old_checkpoints_weight_metrics_become_one_vector():
+    """Checkpoints written when each balancer weight (and cosine) was a
+    metric of its own: their scalars become the one vector, in order, and
+    the metrics after them keep their values."""
+    from keras_mtl.callbacks.checkpoint import _upgraded
+
+    saved = [
+        ["model", "dense/kernel", [2, 2], "float32"],
+        ["metrics", "loss/total", [], "float32"],
+        ["metrics", "weight>a/last", [], "float32"],
+        ["metrics", "weight>b/last", [], "float32"],
+        ["metrics", "cosine>a>b/last", [], "float32"],
+        ["metrics", "label_fault/code", [], "float32"],
+    ]
+    arrays = {"model/000000": np.ones((2, 2), "float32")}
+    for i, value in enumerate([5.0, 0.25, 0.75, -0.5, 3.0]):
+        arrays[f"metrics/{i:06d}"] = np.asarray(value, "float32")
+    now = _upgraded(saved, arrays)
+    assert [e[1] for e in now] == [
+        "dense/kernel",
+        "loss/total",
+        "balance/last",
+        "label_fault/code",
+    ]
+    assert now[2][2] == [3]
+    assert sorted(arrays) == ["metrics/000000", "metrics/000001", "metrics/000002"] + [
+        "model/000000"
+    ]
+    np.testing.assert_array_equal(arrays["metrics/000001"], [0.25, 0.75, -0.5])
+    assert float(arrays["metrics/000000"]) == 5.0
+    assert float(arrays["metrics/000002"]) == 3.0
+    # A checkpoint of today's layout is left as it is.
+    assert _upgraded(now, arrays) == now
+
+
 @pytest.mark.skipif(
     keras.backend.backend() == "tensorflow",
     reason="the old run trained on JAX; TensorFlow's Adam takes other steps "

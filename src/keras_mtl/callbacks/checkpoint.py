@@ -116,6 +116,38 @@ def _describe(group: str, variable: Any) -> list[Any]:
     return [group, variable.path, list(variable.shape), str(variable.dtype)]
 
 
+def _balance_scalar(entry: list[Any]) -> bool:
+    group, path, shape = entry[:3]
+    return (
+        group == "metrics"
+        and not shape
+        and path.endswith("/last")
+        and path.split(">")[0] in ("weight", "cosine")
+    )
+
+
+def _upgraded(saved: list[list[Any]], arrays: dict[str, np.ndarray]) -> list[list[Any]]:
+    """The variables of a checkpoint from before a balancer's weights (and
+    cosines) were logged from one vector (`LastValues`): their run of
+    scalars becomes that vector, in `arrays` too; other checkpoints as
+    they are."""
+    metrics = [i for i, entry in enumerate(saved) if entry[0] == "metrics"]
+    run = [i for i in metrics if _balance_scalar(saved[i])]
+    if not run or run != list(range(run[0], run[0] + len(run))):
+        return saved
+    first = metrics[0]
+    values = [arrays[f"metrics/{i - first:06d}"] for i in run]
+    old = {i - first: arrays.pop(f"metrics/{i - first:06d}") for i in metrics}
+    merged = run[0] - first
+    for k in range(len(metrics) - len(run) + 1):
+        source = k if k < merged else k + len(run) - 1
+        arrays[f"metrics/{k:06d}"] = (
+            np.stack(values).astype(np.float32) if k == merged else old[source]
+        )
+    entry = ["metrics", "balance/last", [len(run)], "float32"]
+    return saved[: run[0]] + [entry] + saved[run[-1] + 1 :]
+
+
 def _numpy_state() -> list[Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
@@ -351,7 +383,7 @@ class Checkpoint(keras.callbacks.Callback):
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None and not optimizer.built:
             optimizer.build(model.trainable_variables)
-        saved = meta["variables"]
+        saved = _upgraded(meta["variables"], arrays)
         now = [_describe(g, v) for g, vs in _groups(model) for v in vs]
         if len(saved) != len(now):
             raise ValueError(

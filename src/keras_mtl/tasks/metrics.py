@@ -87,23 +87,33 @@ def make_metric(spec: Any, task: Task) -> keras.metrics.Metric:
     raise ValueError(f"Task '{task.name}': {spec!r} is not a metric.")
 
 
-class LastValue(keras.metrics.Metric):
-    """The value of the last update (a balancer's weight at this step)."""
+class LastValues(keras.metrics.Metric):
+    """The values of the last update, one log entry per name, all in one
+    variable: a balancer's weights (and gradient cosines) at this step.
 
-    def __init__(self, name: str) -> None:
+    One variable rather than one metric per task: every state variable
+    costs Keras's step its Python (carried in, assigned back, tracked), so
+    ten tasks' weights in one vector save nine of them a step.
+    """
+
+    def __init__(self, names: Sequence[str], name: str = "balance") -> None:
         super().__init__(name=name)
-        self.last = self.add_variable(shape=(), initializer="zeros", name="last")
+        self.names = list(names)
+        self.last = self.add_variable(
+            shape=(len(self.names),), initializer="zeros", name="last"
+        )
 
-    def update_state(self, value: Any) -> None:
-        self.last.assign(keras.ops.cast(value, self.dtype))
+    def update_state(self, values: Any) -> None:
+        self.last.assign(keras.ops.cast(values, self.dtype))
 
-    def result(self) -> Any:
+    def result(self) -> dict[str, Any]:
         # A copy: on PyTorch `.value` is the variable's storage, which the
         # reset before validation would zero in the epoch's logs.
-        return keras.ops.copy(self.last.value)
+        last = keras.ops.copy(self.last.value)
+        return {n: last[i] for i, n in enumerate(self.names)}
 
     def reset_state(self) -> None:
-        self.last.assign(0.0)
+        self.last.assign(keras.ops.zeros((len(self.names),), self.dtype))
 
 
 class FiniteMean(keras.metrics.Mean):
@@ -239,7 +249,7 @@ class TaskMetrics(keras.metrics.Metric):
             + [(make_metric(s, t), True) for s in weighted_metrics.get(t.name, [])]
             for t in tasks
         ]
-        balance = [LastValue(n) for n in balance_names]
+        balance = [LastValues(balance_names)] if balance_names else []
         flag = [StepFlag(len(tasks))] if guard else []
         self_check = LabelFault(tasks)
         penalty = keras.metrics.Mean(name="regularization")
@@ -265,7 +275,7 @@ class TaskMetrics(keras.metrics.Metric):
         self.tasks = list(tasks)
         self.loss_trackers = loss_trackers
         self.task_metrics = task_metrics
-        names = [m.name for m in flat]
+        names = [m.name for m in flat if m not in balance] + list(balance_names)
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(
@@ -322,10 +332,11 @@ class TaskMetrics(keras.metrics.Metric):
         """Adds a step's regularization losses (the layers' `losses`)."""
         self.penalty.update_state(value)
 
-    def update_balance(self, values: Sequence[Any]) -> None:
-        """Records this step's balancer weights (and gradient cosines)."""
-        for metric, value in zip(self.balance_metrics, values, strict=True):
-            metric.update_state(value)
+    def update_balance(self, values: Any) -> None:
+        """Records this step's balancer weights (and gradient cosines), one
+        vector in `metric_names`' order."""
+        for metric in self.balance_metrics:
+            metric.update_state(values)
 
     def update_state(
         self,
@@ -361,7 +372,15 @@ class TaskMetrics(keras.metrics.Metric):
             | ({id(self.step_flag)} if self.step_flag is not None else set())
         )
         skip |= {id(self.label_fault), id(self.penalty)}
-        out = {m.name: m.result() for m in self.metrics if id(m) not in skip}
+        out: dict[str, Any] = {}
+        for m in self.metrics:
+            if id(m) in skip:
+                continue
+            value = m.result()
+            if isinstance(value, dict):
+                out.update(value)
+            else:
+                out[m.name] = value
         ops = keras.ops
         nan = float("nan")
         total = self.penalty.result()

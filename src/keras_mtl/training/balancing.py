@@ -176,16 +176,18 @@ class Balancing:
             ]
         return names
 
-    def metric_values(self, weights: Tensor, gramian: Tensor | None) -> list[Tensor]:
-        values = [weights[i] for i in range(self.num_tasks)]
-        if self.cosine:
-            diag = ops.sqrt(ops.maximum(ops.diagonal(gramian), 0.0))
-            scale = ops.maximum(ops.outer(diag, diag), 1e-12)
-            cos = gramian / scale
-            for i in range(self.num_tasks):
-                for j in range(i + 1, self.num_tasks):
-                    values.append(cos[i, j])
-        return values
+    def metric_values(self, weights: Tensor, gramian: Tensor | None) -> Tensor:
+        """The values of `metric_names` as one vector: the weights, then
+        the gradient cosines of each pair of tasks where asked for."""
+        weights = ops.cast(ops.reshape(weights, (-1,)), "float32")
+        if not self.cosine:
+            return weights
+        diag = ops.sqrt(ops.maximum(ops.diagonal(gramian), 0.0))
+        scale = ops.maximum(ops.outer(diag, diag), 1e-12)
+        cos = ops.reshape(gramian / scale, (-1,))
+        t = self.num_tasks
+        pairs = [i * t + j for i in range(t) for j in range(i + 1, t)]
+        return ops.concatenate([weights, ops.take(cos, pairs)])
 
     # ------------------------------------------------------ host functions
 
