@@ -922,6 +922,29 @@ def test_per_task_passes_hold_one_tasks_buffers(rng):
     assert temps["upgrad"] <= 1.5 * temps[None], temps
 
 
+@backend_cover.once("layer rules need static shapes; other backends take autodiff")
+def test_each_tasks_pass_reduces_its_own_cotangents(rng):
+    """An 8-task UPGrad step of a small Transformer holds at most twice
+    equal weighting's working memory: each task's pass forms its own
+    products X^T D_t of the projections and feed-forward layers (R = 768
+    rows each), so no task's cotangents of them outlive its pass. Stacking
+    every task's cotangents held 3.7x EW's."""
+    from keras_mtl.encoders import TransformerEncoder
+
+    names = [f"t{i}" for i in range(8)]
+    x = {"text": rng.integers(1, 256, (16, 48)).astype("uint8")}
+    y = {n: rng.integers(0, 2, 16).astype("float32") for n in names}
+    temps = {}
+    for balancer in (None, "upgrad"):
+        encoder = TransformerEncoder(32, heads=2, ff_dim=64, max_length=48)
+        inputs = {"text": keras.Input((48,), dtype="uint8", name="text")}
+        model = build_model(inputs, encoder, [Task(n) for n in names])
+        model.compile(optimizer="sgd", **({"balancer": balancer} if balancer else {}))
+        compiled = lowered_train_step(model, x, y).compile()
+        temps[balancer] = compiled.memory_analysis().temp_size_in_bytes
+    assert temps["upgrad"] <= 2.0 * temps[None], temps
+
+
 @backend_cover.once("the per-task passes run unrolled on JAX's CPU")
 def test_representation_rows_hold_no_more_than_equal_weighting(rng):
     """A 10-task UPGrad step at the representation level of an MLP holds no
@@ -944,6 +967,39 @@ def test_representation_rows_hold_no_more_than_equal_weighting(rng):
         compiled = lowered_train_step(model, x, y).compile()
         temps[balancer] = compiled.memory_analysis().temp_size_in_bytes
     assert temps["upgrad"] <= temps[None], temps
+
+
+def test_batched_pullbacks_reduce_each_pass(rng):
+    """`pullback.batched(cotangents, reduce=)` on every backend: each row's
+    backward pass through `reduce`, stacked, equals the passes one by one
+    reduced and stacked by hand."""
+    from keras import ops
+
+    from keras_mtl import backend as mtl_backend
+
+    prims = mtl_backend.module()
+    w = ops.convert_to_tensor(rng.normal(size=(3, 4)).astype("float32"))
+    x = ops.convert_to_tensor(rng.normal(size=(5, 3)).astype("float32"))
+
+    def forward(primals):
+        (weight,) = primals
+        return ops.tanh(ops.matmul(x, weight)), None
+
+    _, _, pullback = prims.vjp(forward, [w])
+    cots = rng.normal(size=(3, 5, 4)).astype("float32")
+
+    def reduce(out):
+        (grad,) = out
+        return ops.sum(grad, axis=0), ops.sum(grad * grad)
+
+    sums, squares = pullback.batched(ops.convert_to_tensor(cots), reduce=reduce)
+    assert tuple(sums.shape) == (3, 4) and tuple(squares.shape) == (3,)
+    for i in range(3):
+        (grad,) = pullback(ops.convert_to_tensor(cots[i]))
+        grad = as_numpy(grad)
+        np.testing.assert_allclose(as_numpy(sums)[i], grad.sum(0), rtol=1e-5)
+        np.testing.assert_allclose(as_numpy(squares)[i], (grad**2).sum(), rtol=1e-5)
+        assert np.abs(grad).sum() > 0
 
 
 def test_a_pass_after_another_gets_its_value_exactly():

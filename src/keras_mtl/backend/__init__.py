@@ -9,8 +9,10 @@ module of it). The balanced train step is written once over them, in
   or the variables hold them (PyTorch, TensorFlow);
 * `vjp(fn, primals) -> (out, aux, pullback)`: `fn(primals)` returns
   `(out, aux)`; `pullback(cotangent)` is one backward pass to the primals,
-  `pullback.batched(cotangents)` one per row of cotangents stacked on a
-  leading axis (the per-task rows);
+  `pullback.batched(cotangents, reduce=None)` one per row of cotangents
+  stacked on a leading axis (the per-task rows), each row's result through
+  `reduce` where given (JAX: inside that row's pass, so what it reduces is
+  freed before the next pass);
 * `cond(pred, true_fn, false_fn)` and `no_grad()`;
 * `accelerator()`: whether steps run on a GPU or TPU (where small batched
   solves beat a host call);

@@ -51,9 +51,10 @@ class Pullback:
     def __call__(self, cotangent: Any) -> Any:
         return self.vjp_fn(cotangent)[0]
 
-    def batched(self, cotangents: Any) -> Any:
+    def batched(self, cotangents: Any, reduce: Callable | None = None) -> Any:
         """One backward pass per row of `cotangents` (stacked on a leading
-        axis), results stacked the same way. On accelerators the passes run
+        axis), results (each through `reduce` where given, inside its own
+        pass) stacked the same way. On accelerators the passes run
         as one vectorised pass (`vmap`); on CPU one after the other, which
         XLA compiles to the ordinary backward kernels: `vmap` turns a
         convolution's weight gradient into a grouped convolution and a
@@ -61,13 +62,14 @@ class Pullback:
         slower per row on CPU than the unbatched ones (measured in
         docs/benchmarks.md: a Conv2D trunk's 10-task step 9.7x EW's
         batched, 3.1x unrolled)."""
+        one = self if reduce is None else (lambda c: reduce(self(c)))
         if jax.default_backend() != "cpu":
-            return jax.vmap(self)(cotangents)
+            return jax.vmap(one)(cotangents)
         rows = int(jax.tree.leaves(cotangents)[0].shape[0])
         outs: list[Any] = []
         for i in range(rows):
             cotangent = jax.tree.map(lambda c, i=i: c[i], cotangents)
-            outs.append(self(_after(cotangent, outs[-1]) if outs else cotangent))
+            outs.append(one(_after(cotangent, outs[-1]) if outs else cotangent))
         return jax.tree.map(lambda *parts: jnp.stack(parts), *outs)
 
 

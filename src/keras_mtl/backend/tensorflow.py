@@ -69,13 +69,14 @@ class Pullback:
         )
         return tf.nest.pack_sequence_as(self.structure, grads)
 
-    def batched(self, cotangents: Any) -> Any:
+    def batched(self, cotangents: Any, reduce: Callable | None = None) -> Any:
         flat = tf.nest.flatten(cotangents)
-        rows = [
-            tf.nest.flatten(self([c[i] for c in flat])) for i in range(flat[0].shape[0])
-        ]
-        stacked = [tf.stack(column) for column in zip(*rows, strict=True)]
-        return tf.nest.pack_sequence_as(self.structure, stacked)
+        rows = [self([c[i] for c in flat]) for i in range(flat[0].shape[0])]
+        if reduce is not None:
+            rows = [reduce(row) for row in rows]
+        columns = zip(*[tf.nest.flatten(row) for row in rows], strict=True)
+        stacked = [tf.stack(column) for column in columns]
+        return tf.nest.pack_sequence_as(rows[0], stacked)
 
 
 def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, Any]:

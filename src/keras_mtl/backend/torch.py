@@ -94,9 +94,16 @@ class Pullback:
     def __call__(self, cotangent: Any) -> Any:
         return self._grad(cotangent, ())
 
-    def batched(self, cotangents: Any) -> Any:
+    def batched(self, cotangents: Any, reduce: Callable | None = None) -> Any:
         rows = int(keras.tree.flatten(cotangents)[0].shape[0])
-        return self._grad(cotangents, (rows,))
+        out = self._grad(cotangents, (rows,))
+        if reduce is None:
+            return out
+        parts = [
+            reduce(keras.tree.map_structure(lambda t, i=i: t[i], out))
+            for i in range(rows)
+        ]
+        return keras.tree.map_structure(lambda *p: torch.stack(p), *parts)
 
 
 def vjp(fn: Callable[[Any], tuple[Any, Any]], primals: Any) -> tuple[Any, Any, Any]:

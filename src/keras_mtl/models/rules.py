@@ -222,16 +222,45 @@ class InsideRule:
         """(G, update): the tasks' Gramian of the layer's weights and
         `update(weights) -> [(variable, gradient)]` for the weighted sum of
         the tasks. By default from the per-task gradients."""
-        grads = self.task_gradients(x, d)
-        g = sum(_gram(grad) for _, grad in grads)
+        return _gramian_update(self.task_gradients(x, d))
 
-        def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
-            return [
-                (v, ops.tensordot(ops.cast(weights, grad.dtype), grad, axes=1))
-                for v, grad in grads
-            ]
+    def reduces(self, saved: list[Any], tasks: int) -> bool:
+        """Whether each task's pass reduces its own cotangents of this
+        layer (`reduce`), given what the layer's calls saved and the number
+        of tasks: then no task's cotangents outlive its pass. Not by
+        default."""
+        del saved, tasks
+        return False
 
-        return g, update
+    def reduce(self, x: Tensor, d: Tensor) -> tuple[Tensor, ...]:
+        """One task's share of one call, from the call's rows X (R, F) and
+        the task's cotangent rows D_t (R, U): arrays that add up over the
+        layer's calls, what `reduced_task_gradients` reads with the tasks'
+        shares stacked on a leading axis."""
+        raise NotImplementedError
+
+    def reduced_task_gradients(
+        self, reduced: tuple[Tensor, ...]
+    ) -> list[tuple[Any, Tensor]]:
+        """Each weight's per-task gradients from the tasks' shares."""
+        raise NotImplementedError
+
+    def reduced_gramian_update(self, reduced: tuple[Tensor, ...]) -> tuple[Tensor, Any]:
+        """`gramian_update` from the tasks' shares (see `reduce`)."""
+        return _gramian_update(self.reduced_task_gradients(reduced))
+
+
+def _gramian_update(grads: list[tuple[Any, Tensor]]) -> tuple[Tensor, Any]:
+    """(G, update) of per-task gradients [(variable, (tasks, *shape))]."""
+    g = sum(_gram(grad) for _, grad in grads)
+
+    def update(weights: Tensor) -> list[tuple[Any, Tensor]]:
+        return [
+            (v, ops.tensordot(ops.cast(weights, grad.dtype), grad, axes=1))
+            for v, grad in grads
+        ]
+
+    return g, update
 
 
 def _gram(rows: Tensor) -> Tensor:
@@ -301,34 +330,52 @@ class _Linear(InsideRule):
         return ops.reshape(products, (products.shape[0], *self.kernel.shape))
 
     def task_gradients(self, x: Tensor, d: Tensor) -> list[tuple[Any, Tensor]]:
-        out = [(self.kernel, self._kernel_rows(_per_task_products(x, d)))]
+        return self.reduced_task_gradients(self._shares(x, d))
+
+    def _shares(self, x: Tensor, d: Tensor) -> tuple[Tensor, ...]:
+        products = _per_task_products(x, d)
+        return (products,) if self.bias is None else (products, self._bias_sums(d))
+
+    def _mixed(self, rows: int, tasks: int) -> bool:
+        """Whether the Gramian goes through X X^T (R x R products) rather
+        than the per-task products X^T D_t (F x U each), by their cost."""
+        features = math.prod(self.kernel.shape[: self.contracted])
+        units = math.prod(self.kernel.shape[self.contracted :])
+        return (
+            rows * rows * (features + tasks * units) < tasks * rows * features * units
+        )
+
+    def reduces(self, saved: list[Any], tasks: int) -> bool:
+        """Where the per-task products serve (R large), each task's pass
+        forms its own, and its cotangents die with the pass: a Transformer's
+        (tasks, 10,240, units) cotangents of every projection are never
+        held at once."""
+        rows = sum(math.prod(x.shape[: len(x.shape) - self.contracted]) for x in saved)
+        return not self._mixed(rows, tasks)
+
+    def reduce(self, x: Tensor, d: Tensor) -> tuple[Tensor, ...]:
+        shares = self._shares(x, ops.expand_dims(d, 0))
+        return tuple(share[0] for share in shares)
+
+    def reduced_task_gradients(
+        self, reduced: tuple[Tensor, ...]
+    ) -> list[tuple[Any, Tensor]]:
+        out = [(self.kernel, self._kernel_rows(reduced[0]))]
         if self.bias is not None:
-            out.append((self.bias, self._bias_sums(d)))
+            out.append((self.bias, reduced[1]))
         return out
 
     def gramian_update(self, x: Tensor, d: Tensor) -> tuple[Tensor, Any]:
-        tasks, rows, units = d.shape
-        features = x.shape[-1]
+        tasks, rows, _ = d.shape
+        if not self._mixed(rows, tasks):
+            return self.reduced_gramian_update(self._shares(x, d))
         sums = self._bias_sums(d) if self.bias is not None else None
-        if rows * rows * (features + tasks * units) < tasks * rows * features * units:
-            x32 = ops.cast(x, "float32")
-            g = _mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
+        x32 = ops.cast(x, "float32")
+        g = _mixed_gram(ops.matmul(x32, ops.transpose(x32)), d)
 
-            def kernel_update(weights: Tensor) -> Tensor:
-                summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
-                return ops.reshape(
-                    ops.matmul(ops.transpose(x), summed), self.kernel.shape
-                )
-
-        else:
-            per_task = _per_task_products(x, d)
-            g = _gram(per_task)
-
-            def kernel_update(weights: Tensor) -> Tensor:
-                summed = ops.tensordot(
-                    ops.cast(weights, per_task.dtype), per_task, axes=1
-                )
-                return ops.reshape(summed, self.kernel.shape)
+        def kernel_update(weights: Tensor) -> Tensor:
+            summed = ops.tensordot(ops.cast(weights, d.dtype), d, axes=1)
+            return ops.reshape(ops.matmul(ops.transpose(x), summed), self.kernel.shape)
 
         if sums is not None:
             g = g + _gram(sums)

@@ -127,17 +127,28 @@ class AutodiffRows(Rows):
         (self.z, _), aux, self.pullback = prims.vjp(forward, [free, extra])
         self.non_trainable, self.inputs = aux
 
-    def _ruled(self, cotangents: list[Tensor]) -> list[tuple[Any, Tensor, Tensor]]:
+    def _ruled(
+        self, cotangents: list[Any], reduced: frozenset = frozenset()
+    ) -> list[tuple[Any, Any, Any]]:
         """(rule, X, D) per ruled layer from the perturbations' cotangents
         (each with a leading task axis): its calls' inputs and cotangents,
-        leading axes flattened into rows and joined."""
+        leading axes flattened into rows and joined. For the rules in
+        `reduced` (by id), whose tasks' passes reduced their cotangents
+        (`InsideRule.reduce`), (rule, None, shares): the shares summed over
+        the calls."""
         by_rule: dict[int, tuple[Any, list, list]] = {}
         for rule, inputs, cot in zip(self.calls, self.inputs, cotangents, strict=True):
             entry = by_rule.setdefault(id(rule), (rule, [], []))
+            if id(rule) in reduced:
+                entry[2].append(cot)
+                continue
             entry[1].append(rule.rows(inputs))
             entry[2].append(rule.cotangent_rows(cot))
         return [
-            (rule, rule.join(xs), _joined(ds, 1)) for rule, xs, ds in by_rule.values()
+            (rule, None, _summed(ds))
+            if id(rule) in reduced
+            else (rule, rule.join(xs), _joined(ds, 1))
+            for rule, xs, ds in by_rule.values()
         ]
 
     def _assemble(self, free: list[Tensor], ruled: dict[int, Tensor]) -> list[Tensor]:
@@ -164,15 +175,44 @@ class AutodiffRows(Rows):
         return self._pass(dz, ops.full((), factor, "float32"))
 
     def _batched(self, jz: list[Tensor]) -> tuple[list[Tensor], list]:
-        rows = int(jz[0].shape[0])
-        free, cots = self.pullback.batched((list(jz), ops.zeros((rows,), "float32")))
-        return free, self._ruled(cots)
+        """One backward pass per task; a ruled layer whose rule reduces
+        (`InsideRule.reduces`) gets each task's shares inside its pass."""
+        tasks = int(jz[0].shape[0])
+        saved: dict[int, tuple[Any, list]] = {}
+        for rule, inputs in zip(self.calls, self.inputs, strict=True):
+            saved.setdefault(id(rule), (rule, []))[1].append(inputs)
+        reduced = frozenset(
+            key for key, (rule, calls) in saved.items() if rule.reduces(calls, tasks)
+        )
+
+        def reduce(out: Any) -> Any:
+            free, cots = out
+            return free, [
+                rule.reduce(rule.rows(inputs), rule.cotangent_rows(cot[None])[0])
+                if id(rule) in reduced
+                else cot
+                for rule, inputs, cot in zip(self.calls, self.inputs, cots, strict=True)
+            ]
+
+        free, cots = self.pullback.batched(
+            (list(jz), ops.zeros((tasks,), "float32")),
+            reduce=reduce if reduced else None,
+        )
+        return free, self._ruled(cots, reduced)
 
     def jacobian(self, jz: list[Tensor]) -> list[Tensor]:
         """Per-task gradients of the encoder's variables: one backward pass
         per row of the cotangents jz (pieces of shape (tasks, ...))."""
         free, parts = self._batched(jz)
-        ruled = {id(v): g for rule, x, d in parts for v, g in rule.task_gradients(x, d)}
+        ruled = {
+            id(v): g
+            for rule, x, d in parts
+            for v, g in (
+                rule.task_gradients(x, d)
+                if x is not None
+                else rule.reduced_task_gradients(d)
+            )
+        }
         return self._assemble(free, ruled)
 
     def gramian_rows(self, jz: list[Tensor]) -> tuple[Tensor, Any]:
@@ -180,7 +220,12 @@ class AutodiffRows(Rows):
         if not self.rules:
             return super().gramian_rows(jz)
         free, parts = self._batched(jz)
-        pairs = [rule.gramian_update(x, d) for rule, x, d in parts]
+        pairs = [
+            rule.gramian_update(x, d)
+            if x is not None
+            else rule.reduced_gramian_update(d)
+            for rule, x, d in parts
+        ]
         g = sum(part for part, _ in pairs)
         if free:
             g = g + gramian(free)
@@ -200,6 +245,11 @@ class AutodiffRows(Rows):
 
 def _joined(parts: list[Tensor], axis: int) -> Tensor:
     return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
+
+
+def _summed(shares: list[tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
+    """The tasks' shares of a layer's calls, summed over the calls."""
+    return tuple(sum(parts[1:], parts[0]) for parts in zip(*shares, strict=True))
 
 
 class KernelRows(Rows):
