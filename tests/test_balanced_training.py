@@ -682,6 +682,17 @@ def test_dense_rule_rows_equal_autodiff(kind, rng):
 
 
 @backend_cover.once("layer rules need static shapes; other backends take autodiff")
+@pytest.mark.parametrize("kind", ["transformer", "shared-sequence"])
+def test_dense_rule_rows_equal_autodiff_vectorised(kind, rng, monkeypatch):
+    """The same numbers on an accelerator's path: the tasks' passes as one
+    vectorised pass (`vmap`), each task's shares reduced inside it."""
+    import jax
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    test_dense_rule_rows_equal_autodiff(kind, rng)
+
+
+@backend_cover.once("layer rules need static shapes; other backends take autodiff")
 def test_a_tied_table_gets_no_rule(rng):
     """A layer that holds an Embedding's table as its own weight and reads
     it outside the Embedding's calls leaves that Embedding to autodiff, and
@@ -969,10 +980,18 @@ def test_representation_rows_hold_no_more_than_equal_weighting(rng):
     assert temps["upgrad"] <= temps[None], temps
 
 
-def test_batched_pullbacks_reduce_each_pass(rng):
+@pytest.mark.parametrize("vectorised", [False, True])
+def test_batched_pullbacks_reduce_each_pass(vectorised, rng, monkeypatch):
     """`pullback.batched(cotangents, reduce=)` on every backend: each row's
     backward pass through `reduce`, stacked, equals the passes one by one
-    reduced and stacked by hand."""
+    reduced and stacked by hand; on JAX also as one vectorised pass (what
+    an accelerator runs)."""
+    if vectorised:
+        if keras.backend.backend() != "jax":
+            pytest.skip("only JAX vectorises the passes (on accelerators)")
+        import jax
+
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     from keras import ops
 
     from keras_mtl import backend as mtl_backend
