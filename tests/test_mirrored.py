@@ -44,8 +44,8 @@ def _run(counts: list[int], tmp: Path, names: list[str]) -> list[dict]:
     for i, (n, out) in enumerate(zip(counts, outs, strict=True)):
         # Killed by a signal: TensorFlow's runtime crashed here (SIGSEGV) in
         # loaded full runs, once a worker and once a worker and its retry
-        # (2026-12-05), never in a run of this test alone or beside others
-        # (seven runs). Up to two more tries, alone; a crash on every try
+        # (2026-12-05), never in four runs of this test alone or beside
+        # other jobs. Up to two more tries, alone; a crash on every try
         # fails the test.
         for _ in range(2):
             if procs[i].returncode >= 0:
